@@ -1,0 +1,1 @@
+"""The cloud: accounts, templates, provisioning, devices, the device gateway and the HTTP API."""

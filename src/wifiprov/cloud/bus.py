@@ -1,0 +1,116 @@
+"""Presence and cloud->device commands between cloud nodes: in-process, or NATS across machines.
+
+Messages are small JSON objects on a few subjects:
+- ``DEVICE_COMMANDS``: ``{"device_id", "kind", "args"}``; the node holding the device acts on it
+  (kinds: hardware, internal, redirect, disconnect, erased);
+- ``DEVICE_LOGINS``: ``{"device_id", "node"}``; other nodes drop an older connection of that device;
+- ``claimed_subject(request_id)``: ``{"device_id"}`` when a provisioning token claims its device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+log = logging.getLogger("wifiprov.bus")
+
+DEVICE_COMMANDS = "wifiprov.device.commands"
+DEVICE_LOGINS = "wifiprov.device.logins"
+
+Message = dict[str, Any]
+Handler = Callable[[Message], Awaitable[None] | None]
+
+
+def claimed_subject(request_id: int) -> str:
+    return f"wifiprov.provisioning.{request_id}.claimed"
+
+
+class Subscription(Protocol):
+    async def unsubscribe(self) -> None: ...
+
+
+class Bus(Protocol):
+    async def publish(self, subject: str, message: Message) -> None: ...
+    async def subscribe(self, subject: str, handler: Handler) -> Subscription: ...
+    async def close(self) -> None: ...
+
+
+async def _call(handler: Handler, message: Message) -> None:
+    try:
+        result = handler(message)
+        if result is not None:
+            await result
+    except Exception:
+        log.exception("bus handler failed")
+
+
+class _LocalSubscription:
+    def __init__(self, bus: LocalBus, subject: str, handler: Handler) -> None:
+        self._bus, self._subject, self._handler = bus, subject, handler
+
+    async def unsubscribe(self) -> None:
+        handlers = self._bus.handlers.get(self._subject, [])
+        if self._handler in handlers:
+            handlers.remove(self._handler)
+
+
+class LocalBus:
+    """One process: handlers run on the event loop soon after publish, as they would over NATS."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, list[Handler]] = {}
+
+    async def publish(self, subject: str, message: Message) -> None:
+        for handler in list(self.handlers.get(subject, ())):
+            asyncio.get_running_loop().create_task(_call(handler, message))
+
+    async def subscribe(self, subject: str, handler: Handler) -> Subscription:
+        self.handlers.setdefault(subject, []).append(handler)
+        return _LocalSubscription(self, subject, handler)
+
+    async def close(self) -> None:
+        self.handlers.clear()
+
+
+class NatsBus:
+    def __init__(self, nc: Any) -> None:
+        self._nc = nc
+
+    @classmethod
+    async def connect(cls, url: str) -> NatsBus:
+        import nats
+
+        nc = await nats.connect(url, name="wifiprov", max_reconnect_attempts=-1,
+                                connect_timeout=5)
+        return cls(nc)
+
+    async def publish(self, subject: str, message: Message) -> None:
+        await self._nc.publish(subject, json.dumps(message).encode())
+
+    async def subscribe(self, subject: str, handler: Handler) -> Subscription:
+        async def on_msg(msg: Any) -> None:
+            try:
+                message = json.loads(msg.data)
+            except ValueError:
+                log.warning("dropped a malformed bus message on %s", subject)
+                return
+            await _call(handler, message)
+
+        sub = await self._nc.subscribe(subject, cb=on_msg)
+        # Make sure the server has the subscription before anyone relies on it.
+        await self._nc.flush()
+        return sub  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self._nc.drain()
+
+
+async def make_bus(url: str | None) -> Bus:
+    if not url:
+        return LocalBus()
+    if url.startswith("nats://"):
+        return await NatsBus.connect(url)
+    raise ValueError(f"unsupported bus '{url}': use nats://HOST:PORT, or nothing for in-process")

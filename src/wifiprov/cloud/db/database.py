@@ -1,0 +1,113 @@
+"""The database handle: one async engine, migrations, and one error for "the database is gone"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any fixed number works: it only has to be the same for every wifiprov process.
+MIGRATION_LOCK = 0x77696669
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or failed mid-query; the operation changed nothing."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write (``postgresql://``, a bare SQLite path) and pick async drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if "://" not in url:
+        return "sqlite+aiosqlite:///" + str(Path(url).expanduser().resolve())
+    return url
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError))
+
+
+class Database:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        self.url = normalize_url(url)
+        if self.url.startswith("sqlite"):
+            self.dialect = "sqlite"
+            path = self.url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_async_engine(
+                self.url, connect_args={"timeout": connect_timeout}
+            )
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.dialect = "postgresql"
+            self.engine = create_async_engine(
+                self.url,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=connect_timeout,
+                connect_args={"timeout": connect_timeout, "command_timeout": 10},
+            )
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction; an outage surfaces as ``DatabaseUnavailable`` (and rolls back)."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if _is_outage(exc):
+                raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+            raise
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe when several processes start at once."""
+        async with self.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            await conn.run_sync(_upgrade)
+
+    def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+        """An INSERT ... ON CONFLICT (keys) DO UPDATE SET update=excluded.update for this dialect."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def _upgrade(conn: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")

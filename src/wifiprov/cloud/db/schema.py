@@ -1,0 +1,133 @@
+"""The cloud's tables. Times are UNIX seconds (float) so SQLite and PostgreSQL agree exactly.
+
+Tokens are never stored: ``token_hash`` is a keyed hash (HMAC-SHA256, key in ``secrets``) and
+``token_last4`` what the API may show. Migrations in ``migrations/versions`` must match this file.
+"""
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("hotspot_prefix", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_id", Integer, ForeignKey("organizations.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("role", String(16), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_last4", String(4), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("firmware_type", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+provisioning_requests = Table(
+    "provisioning_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("template_id", String(32), ForeignKey("templates.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_last4", String(4), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    Column("device_id", Integer),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("template_id", String(32), ForeignKey("templates.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_last4", String(4), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Integer, ForeignKey("users.id")),
+    Column("info", Text, nullable=False),  # JSON: what the device reported in its info message
+    Column("online_node", String(64)),  # gateway node holding its connection, NULL when offline
+    Column("connected_at", Float),
+    Column("last_seen", Float),
+)
+
+pin_values = Table(
+    "pin_values",
+    metadata,
+    Column("device_id", Integer, ForeignKey("devices.id"), primary_key=True),
+    Column("pin", Integer, primary_key=True),
+    Column("value", Text, nullable=False),  # NUL-separated when a write carried several values
+    Column("updated_at", Float, nullable=False),
+)
+
+pin_properties = Table(
+    "pin_properties",
+    metadata,
+    Column("device_id", Integer, ForeignKey("devices.id"), primary_key=True),
+    Column("pin", Integer, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+device_events = Table(
+    "device_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+    Column("code", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

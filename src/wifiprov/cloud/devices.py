@@ -1,0 +1,287 @@
+"""Devices: login by token (claiming provisioning tokens), their data, and what users do to them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, select, update
+
+from wifiprov.cloud.accounts import Principal
+from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus, claimed_subject
+from wifiprov.cloud.db import Database
+from wifiprov.cloud.db.schema import (
+    device_events,
+    devices,
+    pin_properties,
+    pin_values,
+    provisioning_requests,
+    templates,
+)
+from wifiprov.cloud.errors import Conflict, Invalid, NotFound, TooLarge
+from wifiprov.cloud.tokens import TokenHasher
+from wifiprov.wire import blynk
+
+TOKEN = re.compile(rb"[A-Za-z0-9_-]{32}")
+MAX_PIN = 255
+# Until a device reports its buff-in, assume the smallest buffer in use (Blynk's C++ library).
+DEFAULT_BUFFER_IN = 256
+RECONFIGURE = "config start"  # the Edgent console command that re-enters provisioning
+
+
+class DeviceAuth(NamedTuple):
+    device_id: int
+    org_id: int
+    template_id: str
+    info: dict[str, str]
+    claimed_request: int | None  # set when this login claimed a provisioning token
+
+
+def well_formed_token(token: bytes) -> bool:
+    return TOKEN.fullmatch(token) is not None
+
+
+async def authenticate_device(
+    db: Database, hasher: TokenHasher, token: bytes, bus: Bus | None = None
+) -> DeviceAuth | None:
+    """The device behind an auth token, claiming a provisioning token on its first login.
+
+    None means only "no such token, or it expired unclaimed, or its device was deleted" (status 9).
+    An unreachable database raises DatabaseUnavailable, never None.
+    """
+    if not well_formed_token(token):
+        return None
+    token_hash = hasher(token)
+    async with db.begin() as conn:
+        row = (
+            await conn.execute(
+                select(devices.c.id, devices.c.org_id, devices.c.template_id, devices.c.info)
+                .where(devices.c.token_hash == token_hash)
+            )
+        ).first()
+    if row is not None:
+        return DeviceAuth(row.id, row.org_id, row.template_id, json.loads(row.info), None)
+    claimed = await _claim(db, token_hash)
+    if claimed is None:
+        return None
+    if bus is not None:
+        await bus.publish(claimed_subject(claimed.claimed_request or 0),
+                          {"device_id": claimed.device_id})
+    return claimed
+
+
+async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
+    now = time.time()
+    async with db.begin() as conn:
+        req = (
+            await conn.execute(
+                select(provisioning_requests).where(provisioning_requests.c.token_hash == token_hash)
+            )
+        ).first()
+        if req is None or req.claimed_at is not None or req.expires_at <= now:
+            return None
+        # Only one of two racing first logins may win the token.
+        won = await conn.execute(
+            update(provisioning_requests)
+            .where(provisioning_requests.c.id == req.id, provisioning_requests.c.claimed_at.is_(None))
+            .values(claimed_at=now)
+        )
+        if won.rowcount != 1:
+            return None
+        template_name = await conn.scalar(
+            select(templates.c.name).where(templates.c.id == req.template_id)
+        )
+        result = await conn.execute(
+            devices.insert().values(
+                org_id=req.org_id,
+                template_id=req.template_id,
+                name=f"{template_name} {req.token_last4}",
+                token_hash=token_hash,
+                token_last4=req.token_last4,
+                created_at=now,
+                created_by=req.user_id,
+                info="{}",
+            )
+        )
+        device_id = int(result.inserted_primary_key[0])
+        await conn.execute(
+            update(provisioning_requests)
+            .where(provisioning_requests.c.id == req.id)
+            .values(device_id=device_id)
+        )
+    return DeviceAuth(device_id, req.org_id, req.template_id, {}, req.id)
+
+
+async def save_info(db: Database, device_id: int, info: dict[str, str]) -> None:
+    async with db.begin() as conn:
+        await conn.execute(
+            update(devices).where(devices.c.id == device_id).values(info=json.dumps(info))
+        )
+
+
+# --- what users see and do -------------------------------------------------------------------------
+
+def _public(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "org_id": row.org_id,
+        "template_id": row.template_id,
+        "name": row.name,
+        "token_last4": row.token_last4,
+        "created_at": row.created_at,
+        "online": row.online_node is not None,
+        "connected_at": row.connected_at,
+        "last_seen": row.last_seen,
+        "info": json.loads(row.info),
+    }
+
+
+async def _row(db: Database, who: Principal, device_id: int, right: str) -> Any:
+    async with db.begin() as conn:
+        row = (await conn.execute(select(devices).where(devices.c.id == device_id))).first()
+    if row is None or row.org_id not in who.roles:
+        raise NotFound(f"no device {device_id} in your organizations")
+    who.require(row.org_id, right)
+    return row
+
+
+async def list_devices(
+    db: Database, who: Principal, org_id: int | None = None
+) -> list[dict[str, Any]]:
+    orgs = [org_id] if org_id is not None else list(who.roles)
+    for org in orgs:
+        who.require(org, "view")
+    async with db.begin() as conn:
+        rows = await conn.execute(
+            select(devices).where(devices.c.org_id.in_(orgs)).order_by(devices.c.id)
+        )
+        return [_public(r) for r in rows]
+
+
+async def get_device(db: Database, who: Principal, device_id: int) -> dict[str, Any]:
+    return _public(await _row(db, who, device_id, "view"))
+
+
+async def rename(db: Database, who: Principal, device_id: int, name: str) -> dict[str, Any]:
+    await _row(db, who, device_id, "operate")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise Invalid("the device name must have 1 to 100 characters")
+    async with db.begin() as conn:
+        await conn.execute(update(devices).where(devices.c.id == device_id).values(name=name))
+    return await get_device(db, who, device_id)
+
+
+async def _command(bus: Bus, device_id: int, kind: str, *args: str | int) -> None:
+    await bus.publish(DEVICE_COMMANDS, {"device_id": device_id, "kind": kind, "args": list(args)})
+
+
+async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
+    """Tell an online device to re-enter provisioning, as Blynk's console does (INTERNAL dbg)."""
+    row = await _row(db, who, device_id, "manage")
+    if row.online_node is None:
+        raise Conflict("the device is offline: it can only be told to reconfigure while online "
+                       "(hold its reset button for 10 s instead)")
+    await _command(bus, device_id, "internal", "dbg", RECONFIGURE)
+
+
+async def erase(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
+    """Erase all device data (values, properties, events, reported info); the device stays."""
+    await _row(db, who, device_id, "manage")
+    await _command(bus, device_id, "erased")
+    async with db.begin() as conn:
+        await _delete_data(conn, device_id)
+        await conn.execute(update(devices).where(devices.c.id == device_id).values(info="{}"))
+
+
+async def _delete_data(conn: Any, device_id: int) -> None:
+    for table in (pin_values, pin_properties, device_events):
+        await conn.execute(delete(table).where(table.c.device_id == device_id))
+
+
+async def delete_device(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
+    """Delete the device: its token stops working at once and a live connection is closed."""
+    await _row(db, who, device_id, "manage")
+    async with db.begin() as conn:
+        await _delete_data(conn, device_id)
+        await conn.execute(delete(devices).where(devices.c.id == device_id))
+    await _command(bus, device_id, "deleted")
+
+
+def _check_pin(pin: int) -> int:
+    if not 0 <= pin <= MAX_PIN:
+        raise Invalid(f"virtual pin {pin} is outside V0..V{MAX_PIN}")
+    return pin
+
+
+async def read_pins(db: Database, who: Principal, device_id: int) -> dict[str, list[str]]:
+    await _row(db, who, device_id, "view")
+    return await pins_of(db, device_id)
+
+
+async def pins_of(db: Database, device_id: int) -> dict[str, list[str]]:
+    async with db.begin() as conn:
+        rows = await conn.execute(
+            select(pin_values.c.pin, pin_values.c.value)
+            .where(pin_values.c.device_id == device_id)
+            .order_by(pin_values.c.pin)
+        )
+        return {f"V{r.pin}": r.value.split("\0") for r in rows}
+
+
+async def write_pin(
+    db: Database, bus: Bus, who: Principal, device_id: int, pin: int, values: list[str]
+) -> dict[str, Any]:
+    row = await _row(db, who, device_id, "operate")
+    return await write_pin_of(db, bus, row, pin, values)
+
+
+async def write_pin_of(
+    db: Database, bus: Bus, row: Any, pin: int, values: list[str]
+) -> dict[str, Any]:
+    """Store a pin value and deliver it to the device if it is online."""
+    _check_pin(pin)
+    if not values:
+        raise Invalid("give at least one value")
+    body = blynk.join_args(["vw", pin, *values])
+    info = json.loads(row.info)
+    buffer_in = blynk.int_or(info.get("buffer_in"), DEFAULT_BUFFER_IN, 64, 65535)
+    if len(body) >= buffer_in:
+        raise TooLarge(
+            f"the value is {len(body)} bytes on the wire; this device accepts less than "
+            f"{buffer_in} (its buff-in)"
+        )
+    now = time.time()
+    stmt = db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"]).values(
+        device_id=row.id, pin=pin, value="\0".join(values), updated_at=now
+    )
+    async with db.begin() as conn:
+        await conn.execute(stmt)
+    online = row.online_node is not None
+    if online:
+        await _command(bus, row.id, "hardware", "vw", pin, *values)
+    return {"pin": f"V{pin}", "value": values, "delivered": online}
+
+
+async def device_by_token(db: Database, hasher: TokenHasher, token: str) -> Any:
+    """The device row for Blynk's HTTP device API (``/external/api/...?token=``)."""
+    if not well_formed_token(token.encode()):
+        raise NotFound("Invalid token.")
+    async with db.begin() as conn:
+        row = (
+            await conn.execute(select(devices).where(devices.c.token_hash == hasher(token)))
+        ).first()
+    if row is None:
+        raise NotFound("Invalid token.")
+    return row
+
+
+async def redirect(db: Database, bus: Bus, who: Principal, device_id: int, host: str,
+                   port: int) -> None:
+    """Send an online device to another gateway (Blynk's REDIRECT ``host\\0port``)."""
+    row = await _row(db, who, device_id, "manage")
+    if row.online_node is None:
+        raise Conflict("the device is offline; it can only be redirected while online")
+    await _command(bus, device_id, "redirect", host, port)

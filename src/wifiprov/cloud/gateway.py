@@ -1,0 +1,429 @@
+"""The device gateway: the Blynk device protocol over TCP and TLS, as a thin shell on wire.blynk.
+
+One ``DeviceConnection`` (an asyncio Protocol, cheap enough for tens of thousands) per socket:
+it must log in first (HW_LOGIN or legacy LOGIN), within ``login_timeout`` seconds; after that it
+answers pings and the info message, stores what the device writes (through the write-behind
+``DeviceDataWriter``) and delivers what the cloud sends it. Timeouts are enforced by one sweeper
+for all connections rather than a timer per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from enum import Enum
+from typing import Any
+
+from wifiprov.cloud import devices
+from wifiprov.cloud.bus import DEVICE_COMMANDS, DEVICE_LOGINS, Bus, Message
+from wifiprov.cloud.db import Database, DatabaseUnavailable
+from wifiprov.cloud.ingest import DeviceDataWriter
+from wifiprov.cloud.settings import CloudSettings
+from wifiprov.cloud.tokens import TokenHasher
+from wifiprov.wire import blynk
+from wifiprov.wire.blynk import Command, Frame, Status
+
+log = logging.getLogger("wifiprov.gateway")
+
+MAX_BODY_IN = 4096  # larger than any library's send buffer; bigger frames close the connection
+MAX_WRITE_BUFFER = 256 * 1024  # a device that stops reading is dropped past this
+DEFAULT_HEARTBEAT = 45  # seconds, until the device says otherwise in its info message
+HEARTBEAT_FACTOR = 2.3  # a device is gone after h-beat x 2.3 without input (as Blynk's server)
+SEEN_INTERVAL = 15.0  # how often last_seen of connected devices is written
+
+
+class State(Enum):
+    AWAIT_LOGIN = "await_login"
+    LOGGING_IN = "logging_in"
+    ONLINE = "online"
+    CLOSED = "closed"
+
+
+class LoginThrottle:
+    """Failed logins per address: past ``limit`` within ``window`` seconds, the address is refused
+    (connections closed at once, without a database lookup) until its failures age out."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+
+    def blocked(self, address: str, now: float) -> bool:
+        failures = self._failures.get(address)
+        if failures is None or len(failures) < self.limit:
+            return False
+        if now - failures[0] > self.window:
+            failures.popleft()
+            return False
+        return True
+
+    def failed(self, address: str, now: float) -> bool:
+        """Record a failure; True when it makes the address blocked (log it once)."""
+        failures = self._failures.setdefault(address, deque(maxlen=self.limit))
+        failures.append(now)
+        return len(failures) == self.limit and now - failures[0] <= self.window
+
+    def prune(self, now: float) -> None:
+        stale = [a for a, f in self._failures.items() if not f or now - f[-1] > self.window]
+        for address in stale:
+            del self._failures[address]
+
+
+class DeviceConnection(asyncio.Protocol):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self.state = State.AWAIT_LOGIN
+        self.decoder = blynk.Decoder(MAX_BODY_IN)
+        self.transport: asyncio.Transport | None = None
+        self.address = "?"
+        self.opened = self.last_input = time.monotonic()
+        self.device_id = 0
+        self.token_last4 = ""
+        self.connected_at = 0.0
+        self.heartbeat_timeout = DEFAULT_HEARTBEAT * HEARTBEAT_FACTOR
+        self.buffer_in = devices.DEFAULT_BUFFER_IN
+        self.msg_id = 0
+        self.paused = False
+        self.held: list[Frame] = []  # frames that arrived while the login was being checked
+
+    # --- asyncio callbacks ---
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = peer[0] if peer else "?"
+        self.gw.connections.add(self)
+        if self.gw.throttle.blocked(self.address, time.monotonic()):
+            self.close(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_input = time.monotonic()
+        try:
+            frames = self.decoder.feed(data)
+        except blynk.ProtocolError as exc:
+            self.close(f"protocol error: {exc}")
+            return
+        for frame in frames:
+            if self.state is State.CLOSED:
+                return
+            if self.state is State.LOGGING_IN:
+                self.held.append(frame)
+            else:
+                self.handle(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = State.CLOSED
+        self.gw.forget(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    # --- sending ---
+    def send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self.state is State.CLOSED:
+            return
+        if self.paused and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.close("not reading (send buffer full)")
+            return
+        transport.write(data)
+
+    def respond(self, msg_id: int, status: int) -> None:
+        self.send(blynk.encode_response(msg_id, status))
+
+    def next_id(self) -> int:
+        self.msg_id = blynk.next_msg_id(self.msg_id)
+        return self.msg_id
+
+    def close(self, reason: str | None) -> None:
+        if self.state is not State.CLOSED and reason:
+            who = f"device {self.device_id}" if self.device_id else self.address
+            log.info("%s: closing: %s", who, reason)
+        self.state = State.CLOSED
+        if self.transport is not None:
+            self.transport.abort() if reason and "not reading" in reason else self.transport.close()
+
+    # --- protocol ---
+    def handle(self, frame: Frame) -> None:
+        command = frame.command
+        if self.state is State.AWAIT_LOGIN:
+            if command in blynk.LOGIN_COMMANDS:
+                self.state = State.LOGGING_IN
+                self.gw.spawn(self.gw.login(self, frame))
+            elif command != Command.RESPONSE:
+                self.respond(frame.msg_id, Status.NOT_AUTHENTICATED)
+                self.close("sent a command before logging in")
+            return
+        handler = _HANDLERS.get(command)
+        if handler is None:
+            self.respond(frame.msg_id, Status.ILLEGAL_COMMAND)
+            return
+        try:
+            handler(self, frame)
+        except (blynk.ProtocolError, ValueError, IndexError):
+            self.respond(frame.msg_id, Status.ILLEGAL_COMMAND_BODY)
+
+    def on_ping(self, frame: Frame) -> None:
+        self.respond(frame.msg_id, Status.OK)
+
+    def on_login_again(self, frame: Frame) -> None:
+        self.respond(frame.msg_id, Status.ALREADY_REGISTERED)
+
+    def on_hardware(self, frame: Frame) -> None:
+        args = frame.text_args()
+        if len(args) >= 3 and args[0] == "vw":
+            pin = int(args[1])
+            if not 0 <= pin <= devices.MAX_PIN:
+                raise ValueError(pin)
+            self.gw.writer.pin(self.device_id, pin, "\0".join(args[2:]), time.time())
+        # dw/aw replies to server reads and anything else: accepted, nothing to keep
+
+    def on_sync(self, frame: Frame) -> None:
+        args = frame.text_args()
+        if args and args[0] == "vr":
+            pins = [int(p) for p in args[1:]]
+        elif not args:
+            pins = []  # everything
+        else:
+            return  # digital/analog sync: we keep no such state
+        self.gw.spawn(self.gw.sync(self, frame.msg_id, pins))
+
+    def on_internal(self, frame: Frame) -> None:
+        args = frame.text_args()
+        if blynk.is_info(args):
+            info = blynk.parse_info(args)
+            heartbeat = blynk.int_or(info.get("heartbeat"), DEFAULT_HEARTBEAT, 1, 3600)
+            self.heartbeat_timeout = heartbeat * HEARTBEAT_FACTOR
+            self.buffer_in = blynk.int_or(info.get("buffer_in"), self.buffer_in, 64, 65535)
+            self.gw.writer.device_info(self.device_id, info)
+            self.respond(frame.msg_id, Status.OK)  # blynklib waits for this reply
+        elif args and args[0] == "rtc":
+            self.send(blynk.encode(Command.INTERNAL, frame.msg_id, "rtc", int(time.time())))
+        else:
+            self.respond(frame.msg_id, Status.OK)
+
+    def on_property(self, frame: Frame) -> None:
+        args = frame.text_args()
+        if len(args) >= 3:
+            self.gw.writer.property(self.device_id, int(args[0]), args[1], "\0".join(args[2:]))
+
+    def on_event(self, frame: Frame) -> None:
+        args = frame.text_args()
+        if args and args[0]:
+            description = args[1] if len(args) > 1 else ""
+            self.gw.writer.event(self.device_id, args[0][:64], description, time.time())
+
+    def on_ignored(self, frame: Frame) -> None:
+        pass  # RESPONSE, GROUP markers, EVENT_CLEAR, BRIDGE, DEBUG_PRINT
+
+    def deliver(self, command: int, args: list[Any]) -> bool:
+        """Send a command from the cloud, unless it exceeds what the device can receive."""
+        body = blynk.join_args(args)
+        if len(body) >= self.buffer_in:
+            log.warning("device %d: dropped a %d-byte message (its buff-in is %d)",
+                        self.device_id, len(body), self.buffer_in)
+            return False
+        self.send(blynk.encode_body(command, self.next_id(), body))
+        return True
+
+
+_HANDLERS = {
+    Command.PING: DeviceConnection.on_ping,
+    Command.LOGIN: DeviceConnection.on_login_again,
+    Command.HW_LOGIN: DeviceConnection.on_login_again,
+    Command.HARDWARE: DeviceConnection.on_hardware,
+    Command.HARDWARE_SYNC: DeviceConnection.on_sync,
+    Command.INTERNAL: DeviceConnection.on_internal,
+    Command.PROPERTY: DeviceConnection.on_property,
+    Command.EVENT_LOG: DeviceConnection.on_event,
+    Command.RESPONSE: DeviceConnection.on_ignored,
+    Command.GROUP: DeviceConnection.on_ignored,
+    Command.EVENT_CLEAR: DeviceConnection.on_ignored,
+    Command.BRIDGE: DeviceConnection.on_ignored,
+    Command.DEBUG_PRINT: DeviceConnection.on_ignored,
+}
+
+
+class Gateway:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        hasher: TokenHasher,
+        settings: CloudSettings,
+        writer: DeviceDataWriter,
+    ) -> None:
+        self.db, self.bus, self.hasher, self.settings, self.writer = db, bus, hasher, settings, writer
+        self.node = settings.node_id
+        self.connections: set[DeviceConnection] = set()
+        self.sessions: dict[int, DeviceConnection] = {}
+        self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
+        self.servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        if s.gateway:
+            self.servers.append(
+                await loop.create_server(lambda: DeviceConnection(self), *s.gateway, backlog=4096)
+            )
+        if s.gateway_tls:
+            if not (s.cert and s.key):
+                raise ValueError("TLS needs --cert and --key")
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(s.cert, s.key)
+            self.servers.append(
+                await loop.create_server(
+                    lambda: DeviceConnection(self), *s.gateway_tls, ssl=ctx, backlog=4096
+                )
+            )
+        self._subs.append(await self.bus.subscribe(DEVICE_COMMANDS, self.on_command))
+        self._subs.append(await self.bus.subscribe(DEVICE_LOGINS, self.on_login_elsewhere))
+        self.spawn(self._sweep())
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [srv.sockets[0].getsockname()[:2] for srv in self.servers]
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for conn in list(self.connections):
+            conn.close(None)
+        for sub in self._subs:
+            await sub.unsubscribe()
+        for task in list(self._tasks):
+            task.cancel()
+        for srv in self.servers:
+            await srv.wait_closed()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- login ---
+    async def login(self, conn: DeviceConnection, frame: Frame) -> None:
+        token = frame.body.strip()
+        try:
+            auth = await devices.authenticate_device(self.db, self.hasher, token, self.bus)
+        except DatabaseUnavailable as exc:
+            log.warning("%s: login refused, database unavailable: %s", conn.address, exc)
+            conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
+            conn.close(None)
+            return
+        except Exception:
+            log.exception("%s: login failed", conn.address)
+            conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
+            conn.close(None)
+            return
+        if conn.state is State.CLOSED:
+            return
+        if auth is None:
+            if self.throttle.failed(conn.address, time.monotonic()):
+                log.warning("%s: %d failed logins within %.0f s: throttling this address",
+                            conn.address, self.throttle.limit, self.throttle.window)
+            log.info("%s: login with an invalid token", conn.address)
+            conn.respond(frame.msg_id, Status.INVALID_TOKEN)
+            conn.close(None)
+            return
+        conn.device_id = auth.device_id
+        conn.token_last4 = token[-4:].decode("ascii")
+        conn.connected_at = time.time()
+        conn.msg_id = 0
+        conn.buffer_in = blynk.int_or(
+            auth.info.get("buffer_in"), devices.DEFAULT_BUFFER_IN, 64, 65535
+        )
+        older = self.sessions.get(auth.device_id)
+        if older is not None and older is not conn:
+            older.close("replaced by a newer login of the same device")
+        self.sessions[auth.device_id] = conn
+        conn.state = State.ONLINE
+        self.writer.online(auth.device_id, self.node, conn.connected_at)
+        log.info("device %d: online from %s (token ...%s)%s", auth.device_id, conn.address,
+                 conn.token_last4, " claimed a provisioning token" if auth.claimed_request else "")
+        conn.respond(frame.msg_id, Status.OK)
+        await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
+        held, conn.held = conn.held, []
+        for early in held:
+            if conn.state is State.CLOSED:
+                break
+            conn.handle(early)
+
+    def forget(self, conn: DeviceConnection) -> None:
+        self.connections.discard(conn)
+        if conn.device_id and self.sessions.get(conn.device_id) is conn:
+            del self.sessions[conn.device_id]
+            self.writer.offline(conn.device_id, self.node, conn.connected_at, time.time())
+            log.info("device %d: offline", conn.device_id)
+
+    async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
+        try:
+            stored = {
+                int(k[1:]): "\0".join(v)
+                for k, v in (await devices.pins_of(self.db, conn.device_id)).items()
+            }
+        except DatabaseUnavailable:
+            conn.respond(msg_id, Status.SERVER_EXCEPTION)
+            return
+        stored.update(self.writer.pending_pins(conn.device_id))
+        for pin in pins or sorted(stored):
+            if pin in stored:
+                body = blynk.join_args(["vw", pin, *stored[pin].split("\0")])
+                if len(body) < conn.buffer_in:
+                    conn.send(blynk.encode_body(Command.HARDWARE, msg_id, body))
+
+    # --- the bus ---
+    async def on_command(self, msg: Message) -> None:
+        device_id = int(msg["device_id"])
+        kind = msg["kind"]
+        if kind in ("erased", "deleted"):
+            self.writer.drop_device(device_id)
+        conn = self.sessions.get(device_id)
+        if conn is None:
+            return
+        args = list(msg.get("args", []))
+        if kind == "hardware":
+            conn.deliver(Command.HARDWARE, args)
+        elif kind == "internal":
+            conn.deliver(Command.INTERNAL, args)
+        elif kind == "redirect":
+            conn.deliver(Command.REDIRECT, args)
+        elif kind == "deleted":
+            conn.close("device deleted")
+        elif kind == "disconnect":
+            conn.close("disconnected by the cloud")
+
+    async def on_login_elsewhere(self, msg: Message) -> None:
+        if msg.get("node") == self.node:
+            return
+        conn = self.sessions.get(int(msg["device_id"]))
+        if conn is not None:
+            conn.close("the device logged in on another gateway node")
+
+    # --- timeouts ---
+    async def _sweep(self) -> None:
+        tick = min(1.0, self.settings.login_timeout / 2)
+        last_seen_write = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            write_seen = now - last_seen_write >= SEEN_INTERVAL
+            wall = time.time()
+            for conn in list(self.connections):
+                if conn.state is State.ONLINE:
+                    idle = now - conn.last_input
+                    if idle > conn.heartbeat_timeout:
+                        conn.close(f"heartbeat timeout ({idle:.0f} s without input)")
+                    elif write_seen:
+                        self.writer.last_seen(conn.device_id, wall - idle)
+                elif conn.state is not State.CLOSED and now - conn.opened > self.settings.login_timeout:
+                    conn.close("did not log in in time")
+            if write_seen:
+                last_seen_write = now
+                self.throttle.prune(now)

@@ -1,0 +1,204 @@
+"""Write-behind for what devices send: pin values, properties, events, info, presence, last seen.
+
+A gateway receives far more messages than a database should see transactions, and only the latest
+value of a pin matters, so writes are merged in memory and flushed in batches every
+``interval`` seconds. If the database is away, the batch is kept (merged with newer writes) and
+retried; events are bounded so an outage cannot grow memory without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import and_, bindparam, update
+from sqlalchemy.exc import IntegrityError
+
+from wifiprov.cloud.db import Database, DatabaseUnavailable
+from wifiprov.cloud.db.schema import device_events, devices, pin_properties, pin_values
+
+log = logging.getLogger("wifiprov.ingest")
+MAX_PENDING_EVENTS = 10_000
+
+_online = (
+    update(devices)
+    .where(devices.c.id == bindparam("d"))
+    .values(online_node=bindparam("node"), connected_at=bindparam("t"), last_seen=bindparam("t"))
+)
+# Going offline must not undo a newer login of the same device (on another node, or later here);
+# "<=" also clears an older connection whose offline write was superseded within one batch.
+_offline = (
+    update(devices)
+    .where(
+        and_(
+            devices.c.id == bindparam("d"),
+            devices.c.online_node == bindparam("node"),
+            devices.c.connected_at <= bindparam("c"),
+        )
+    )
+    .values(online_node=None, last_seen=bindparam("t"))
+)
+_seen = update(devices).where(devices.c.id == bindparam("d")).values(last_seen=bindparam("t"))
+_info = update(devices).where(devices.c.id == bindparam("d")).values(info=bindparam("info"))
+
+
+class DeviceDataWriter:
+    def __init__(self, db: Database, interval: float = 0.2) -> None:
+        self.db = db
+        self.interval = interval
+        self.values: dict[tuple[int, int], tuple[str, float]] = {}
+        self.properties: dict[tuple[int, int, str], str] = {}
+        self.events: list[dict[str, Any]] = []
+        self.info: dict[int, str] = {}
+        # device -> (online, node, connected_at, when): the newest presence change wins
+        self.presence: dict[int, tuple[bool, str, float, float]] = {}
+        self.seen: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # --- called by the gateway, never blocking ---
+    def pin(self, device_id: int, pin: int, value: str, now: float) -> None:
+        self.values[(device_id, pin)] = (value, now)
+
+    def pending_pins(self, device_id: int) -> dict[int, str]:
+        return {pin: v for (dev, pin), (v, _) in self.values.items() if dev == device_id}
+
+    def property(self, device_id: int, pin: int, name: str, value: str) -> None:
+        self.properties[(device_id, pin, name)] = value
+
+    def event(self, device_id: int, code: str, description: str, now: float) -> None:
+        if len(self.events) >= MAX_PENDING_EVENTS:
+            log.warning("event backlog full (database slow or away): dropping device events")
+            del self.events[: MAX_PENDING_EVENTS // 10]
+        self.events.append({"device_id": device_id, "code": code, "description": description,
+                            "created_at": now})
+
+    def device_info(self, device_id: int, info: dict[str, str]) -> None:
+        self.info[device_id] = json.dumps(info)
+
+    def online(self, device_id: int, node: str, connected_at: float) -> None:
+        self.presence[device_id] = (True, node, connected_at, connected_at)
+
+    def offline(self, device_id: int, node: str, connected_at: float, now: float) -> None:
+        self.presence[device_id] = (False, node, connected_at, now)
+
+    def last_seen(self, device_id: int, when: float) -> None:
+        self.seen[device_id] = when
+
+    def drop_device(self, device_id: int) -> None:
+        """Forget pending data of a device that was erased or deleted."""
+        for key in [k for k in self.values if k[0] == device_id]:
+            del self.values[key]
+        for pkey in [k for k in self.properties if k[0] == device_id]:
+            del self.properties[pkey]
+        self.events = [e for e in self.events if e["device_id"] != device_id]
+        self.info.pop(device_id, None)
+        self.seen.pop(device_id, None)
+
+    # --- the flusher ---
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        try:
+            await self.flush()
+        except DatabaseUnavailable:
+            log.warning("database unavailable at shutdown: recent device data not saved")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable, will retry device data: %s", exc)
+            except Exception:
+                log.exception("flushing device data failed")
+
+    async def flush(self) -> None:
+        values, self.values = self.values, {}
+        properties, self.properties = self.properties, {}
+        events, self.events = self.events, []
+        info, self.info = self.info, {}
+        presence, self.presence = self.presence, {}
+        seen, self.seen = self.seen, {}
+        try:
+            await self._write(values, properties, events, info, presence, seen)
+        except DatabaseUnavailable:
+            # Put it back under anything newer that arrived meanwhile.
+            self.values = {**values, **self.values}
+            self.properties = {**properties, **self.properties}
+            self.events = (events + self.events)[-MAX_PENDING_EVENTS:]
+            self.info = {**info, **self.info}
+            self.presence = {**presence, **self.presence}
+            self.seen = {**seen, **self.seen}
+            raise
+
+    async def _write(
+        self,
+        values: dict[tuple[int, int], tuple[str, float]],
+        properties: dict[tuple[int, int, str], str],
+        events: list[dict[str, Any]],
+        info: dict[int, str],
+        presence: dict[int, tuple[bool, str, float, float]],
+        seen: dict[int, float],
+    ) -> None:
+        if not (values or properties or events or info or presence or seen):
+            return
+        batches: list[tuple[Any, list[dict[str, Any]]]] = []
+        if presence:
+            online = [{"d": d, "node": n, "t": c} for d, (up, n, c, _) in presence.items() if up]
+            offline = [
+                {"d": d, "node": n, "c": c, "t": t}
+                for d, (up, n, c, t) in presence.items()
+                if not up
+            ]
+            batches += [(_online, online), (_offline, offline)]
+        if seen:
+            batches.append((_seen, [{"d": d, "t": t} for d, t in seen.items()]))
+        if info:
+            batches.append((_info, [{"d": d, "info": i} for d, i in info.items()]))
+        if values:
+            stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
+            rows = [
+                {"device_id": d, "pin": p, "value": v, "updated_at": t}
+                for (d, p), (v, t) in values.items()
+            ]
+            batches.append((stmt, rows))
+        if properties:
+            stmt = self.db.upsert(pin_properties, ["device_id", "pin", "name"], ["value"])
+            rows = [
+                {"device_id": d, "pin": p, "name": n, "value": v}
+                for (d, p, n), v in properties.items()
+            ]
+            batches.append((stmt, rows))
+        if events:
+            batches.append((device_events.insert(), events))
+        batches = [(s, r) for s, r in batches if r]
+        try:
+            async with self.db.begin() as conn:
+                for stmt, rows in batches:
+                    await conn.execute(stmt, rows)
+        except IntegrityError:
+            # A device was deleted while its data was in flight: write row by row, drop the rest.
+            await self._write_each(batches)
+
+    async def _write_each(self, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        dropped = 0
+        for stmt, rows in batches:
+            for row in rows:
+                try:
+                    async with self.db.begin() as conn:
+                        await conn.execute(stmt, [row])
+                except IntegrityError:
+                    dropped += 1
+        if dropped:
+            log.info("dropped %d writes for deleted devices", dropped)

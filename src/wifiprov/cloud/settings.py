@@ -1,0 +1,64 @@
+"""How one cloud process is configured: addresses, database, bus, and what devices are told."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def default_db_url() -> str:
+    return str(Path(user_data_dir("wifiprov")) / "cloud.sqlite3")
+
+
+def parse_address(value: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` into a (host, port) pair, with a clear error."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, str(default_port)
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"'{value}' is not HOST:PORT (the port must be a number)") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port {number} in '{value}' is outside 0..65535")
+    return host.strip("[]") or "0.0.0.0", number
+
+
+@dataclass
+class CloudSettings:
+    db_url: str = field(default_factory=default_db_url)
+    http: tuple[str, int] = ("127.0.0.1", 8080)
+    gateway: tuple[str, int] | None = ("0.0.0.0", 8442)
+    gateway_tls: tuple[str, int] | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    public_host: str = field(default_factory=socket.gethostname)
+    # What devices are told to use; by default the ports the gateway listens on.
+    public_port: int | None = None
+    public_port_ssl: int | None = None
+    bus_url: str | None = None  # nats://host:port; None = in-process
+    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-"
+                         f"{uuid.uuid4().hex[:6]}")
+    provisioning_ttl: float = 15 * 60
+    login_timeout: float = 5.0
+    # Failed logins allowed per address within throttle_window seconds before it is throttled.
+    throttle_failures: int = 10
+    throttle_window: float = 60.0
+    flush_interval: float = 0.2
+
+    @property
+    def device_port(self) -> int | None:
+        if self.public_port is not None:
+            return self.public_port
+        return self.gateway[1] if self.gateway else None
+
+    @property
+    def device_port_ssl(self) -> int | None:
+        if self.public_port_ssl is not None:
+            return self.public_port_ssl
+        return self.gateway_tls[1] if self.gateway_tls else None
