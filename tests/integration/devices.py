@@ -1,0 +1,110 @@
+"""A raw Blynk device for tests: real TCP, frames from wire.blynk, every byte visible."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from tests.conftest import RunningCloud
+from wifiprov.wire import blynk
+from wifiprov.wire.blynk import Command, Frame
+
+CPP_INFO = ["mcu", "0.1.0", "fw-type", "TMPLxxxx", "build", "Apr 25 2026 10:00:00", "blynk",
+            "1.4.0", "h-beat", "40", "buff-in", "256", "dev", "ESP32", "tmpl", "TMPLxxxx"]
+
+
+class RawDevice:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.decoder = blynk.Decoder(65535)
+        self.frames: list[Frame] = []
+
+    @classmethod
+    async def connect(
+        cls, address: tuple[str, int], source: str | None = None, rcvbuf: int | None = None
+    ) -> RawDevice:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:  # a small receive buffer makes a device that stops reading back up quickly
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            sock.bind((source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, address)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=rcvbuf or 2**16)
+        return cls(reader, writer)
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def send(self, command: int, msg_id: int, *args: Any) -> None:
+        await self.send_raw(blynk.encode(command, msg_id, *args))
+
+    async def recv(self, timeout: float = 5.0) -> Frame | None:
+        """The next frame, or None when the server closed the connection."""
+        async with asyncio.timeout(timeout):
+            while not self.frames:
+                data = await self.reader.read(65536)
+                if not data:
+                    return None
+                self.frames.extend(self.decoder.feed(data))
+        return self.frames.pop(0)
+
+    async def read_raw(self, n: int, timeout: float = 5.0) -> bytes:
+        async with asyncio.timeout(timeout):
+            return await self.reader.readexactly(n)
+
+    async def login(self, token: str, command: int = Command.HW_LOGIN) -> int | None:
+        await self.send(command, 1, token)
+        frame = await self.recv()
+        return None if frame is None else frame.status
+
+    async def wait_closed(self, timeout: float = 5.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(65536):
+                    pass
+            return True
+        except (TimeoutError, ConnectionError):
+            return False
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def template(rc: RunningCloud, token: str | None = None, name: str = "Thermostat") -> str:
+    async with rc.client(token or rc.owner_token) as api:
+        reply = await api.post(f"/api/orgs/{rc.org_id}/templates", json={"name": name})
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["id"])
+
+
+async def provisioning_token(rc: RunningCloud, template_id: str) -> dict[str, Any]:
+    async with rc.client(rc.owner_token) as api:
+        reply = await api.post(f"/api/templates/{template_id}/provisioning")
+        assert reply.status_code == 201, reply.text
+        return dict(reply.json())
+
+
+async def online_device(
+    rc: RunningCloud, info: list[str] | None = None, rcvbuf: int | None = None
+) -> tuple[int, str, RawDevice]:
+    """A claimed device, logged in with the current C++ handshake; (device id, token, device)."""
+    request = await provisioning_token(rc, await template(rc))
+    device = await RawDevice.connect(rc.gateway, rcvbuf=rcvbuf)
+    assert await device.login(request["token"]) == 200
+    await device.send(Command.INTERNAL, 2, *(info or CPP_INFO))
+    reply = await device.recv()
+    assert reply is not None and reply.status == 200
+    async with rc.client(rc.owner_token) as api:
+        status = (await api.get(f"/api/provisioning/{request['id']}")).json()
+    assert status["status"] == "claimed"
+    return int(status["device_id"]), request["token"], device
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    """Wait for an async predicate to become true (state written behind, e.g. presence)."""
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.02)

@@ -1,0 +1,215 @@
+"""The device gateway over real TCP: handshakes byte for byte, bad input, faults."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import RunningCloud
+from tests.integration.devices import (
+    CPP_INFO,
+    RawDevice,
+    online_device,
+    provisioning_token,
+    template,
+    until,
+)
+from wifiprov.wire import blynk
+from wifiprov.wire.blynk import Command, Status
+
+
+async def test_cpp_handshake_transcript(cloud: RunningCloud) -> None:
+    request = await provisioning_token(cloud, await template(cloud))
+    token = request["token"].encode()
+    dev = await RawDevice.connect(cloud.gateway)
+    await dev.send_raw(b"\x1d\x00\x01\x00\x20" + token)
+    assert await dev.read_raw(5) == b"\x00\x00\x01\x00\xc8"
+    info = b"\0".join(a.encode() for a in CPP_INFO)
+    await dev.send_raw(b"\x11\x00\x02" + len(info).to_bytes(2, "big") + info)
+    assert await dev.read_raw(5) == b"\x00\x00\x02\x00\xc8"
+    await dev.send_raw(b"\x06\x00\x03\x00\x00")  # PING
+    assert await dev.read_raw(5) == b"\x00\x00\x03\x00\xc8"
+    await dev.send_raw(b"\x14\x00\x04\x00\x07vw\x001\x0042")  # HARDWARE vw 1 42
+    await dev.send_raw(b"\x10\x00\x05\x00\x04vr\x001")  # HARDWARE_SYNC vr 1
+    assert await dev.read_raw(12) == b"\x14\x00\x05\x00\x07vw\x001\x0042"
+    async with cloud.client(cloud.owner_token) as api:
+        device = (await api.get(f"/api/devices/{request['id']}")).json()
+    assert device["info"]["firmware_version"] == "0.1.0"
+    assert device["info"]["library_version"] == "1.4.0"
+    assert device["info"]["heartbeat"] == "40"
+    assert device["info"]["board"] == "ESP32"
+    assert device["online"] is True
+    dev.close()
+
+
+async def test_legacy_login_and_older_info_keys(cloud: RunningCloud) -> None:
+    older = ["ver", "0.6.1", "h-beat", "45", "buff-in", "1024", "dev", "ESP8266",
+             "fw-type", "TMPLold", "fw", "1.2.3", "build", "Jan 1 2020", "tmpl", "TMPLold", ""]
+    request = await provisioning_token(cloud, await template(cloud))
+    dev = await RawDevice.connect(cloud.gateway)
+    assert await dev.login(request["token"], Command.LOGIN) == Status.OK
+    await dev.send(Command.INTERNAL, 2, *older)
+    assert (await dev.recv()).status == Status.OK  # type: ignore[union-attr]
+    async with cloud.client(cloud.owner_token) as api:
+        async def reported() -> bool:
+            info = (await api.get("/api/devices")).json()[0]["info"]
+            return bool(info.get("firmware_version") == "1.2.3")
+        await until(reported)
+        info = (await api.get("/api/devices")).json()[0]["info"]
+    assert info["library_version"] == "0.6.1" and info["buffer_in"] == "1024"
+    dev.close()
+
+
+async def test_unknown_token_gets_9_and_expired_token_too(cloud: RunningCloud) -> None:
+    dev = await RawDevice.connect(cloud.gateway)
+    assert await dev.login("x" * 32) == Status.INVALID_TOKEN
+    assert await dev.wait_closed()
+    dev = await RawDevice.connect(cloud.gateway)
+    assert await dev.login("short") == Status.INVALID_TOKEN
+    cloud.cloud.settings.provisioning_ttl = 0.0  # the next token expires at once
+    request = await provisioning_token(cloud, await template(cloud))
+    dev = await RawDevice.connect(cloud.gateway)
+    assert await dev.login(request["token"]) == Status.INVALID_TOKEN
+    async with cloud.client(cloud.owner_token) as api:
+        status = (await api.get(f"/api/provisioning/{request['id']}")).json()
+    assert status["status"] == "expired" and status["device_id"] is None
+
+
+async def test_provisioning_token_claims_one_device_only(cloud: RunningCloud) -> None:
+    device_id, token, first = await online_device(cloud)
+    # The same token is now the device's own: a new connection replaces the old one...
+    second = await RawDevice.connect(cloud.gateway)
+    assert await second.login(token) == Status.OK
+    assert await first.wait_closed()
+    async with cloud.client(cloud.owner_token) as api:
+        assert len((await api.get("/api/devices")).json()) == 1
+    # ...and a second login on a live connection is refused with ALREADY_REGISTERED.
+    await second.send(Command.HW_LOGIN, 2, token)
+    assert (await second.recv()).status == Status.ALREADY_REGISTERED  # type: ignore[union-attr]
+    second.close()
+
+
+async def test_msg_id_zero_closes_the_connection(cloud: RunningCloud) -> None:
+    _, _, dev = await online_device(cloud)
+    await dev.send_raw(b"\x06\x00\x00\x00\x00")
+    assert await dev.wait_closed()
+
+
+async def test_length_over_limit_closes_before_the_body_arrives(cloud: RunningCloud) -> None:
+    _, _, dev = await online_device(cloud)
+    await dev.send_raw(b"\x14\x00\x05\xff\xff")  # announces 65535 bytes, sends none
+    assert await dev.wait_closed()
+
+
+async def test_malformed_bodies_get_an_error_and_the_connection_survives(
+    cloud: RunningCloud,
+) -> None:
+    _, _, dev = await online_device(cloud)
+    await dev.send_raw(blynk.encode_body(Command.HARDWARE, 7, b"vw\x001\x00\xff\xfe"))
+    assert (await dev.recv()).status == Status.ILLEGAL_COMMAND_BODY  # type: ignore[union-attr]
+    await dev.send(Command.HARDWARE, 8, "vw", "not-a-pin", "1")
+    assert (await dev.recv()).status == Status.ILLEGAL_COMMAND_BODY  # type: ignore[union-attr]
+    await dev.send(99, 9, "what")
+    assert (await dev.recv()).status == Status.ILLEGAL_COMMAND  # type: ignore[union-attr]
+    await dev.send(Command.PING, 10)
+    assert (await dev.recv()).status == Status.OK  # type: ignore[union-attr]
+    dev.close()
+
+
+async def test_garbage_before_login_and_silence_are_closed(cloud: RunningCloud) -> None:
+    dev = await RawDevice.connect(cloud.gateway)
+    await dev.send(Command.HARDWARE, 1, "vw", "1", "1")
+    assert (await dev.recv()).status == Status.NOT_AUTHENTICATED  # type: ignore[union-attr]
+    assert await dev.wait_closed()
+    silent = await RawDevice.connect(cloud.gateway)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await silent.wait_closed(timeout=10)
+    assert loop.time() - started >= cloud.cloud.settings.login_timeout * 0.9
+
+
+async def test_heartbeat_timeout_follows_the_devices_h_beat(cloud: RunningCloud) -> None:
+    info = [*CPP_INFO]
+    info[info.index("h-beat") + 1] = "1"
+    device_id, _, dev = await online_device(cloud, info)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await dev.wait_closed(timeout=10)
+    assert 2.0 <= loop.time() - started <= 6.0  # 1 s x 2.3, checked once a second
+    async with cloud.client(cloud.owner_token) as api:
+        async def offline() -> bool:
+            return not (await api.get(f"/api/devices/{device_id}")).json()["online"]
+        await until(offline)
+
+
+async def test_token_guessing_is_throttled_per_address_without_hurting_others(
+    cloud: RunningCloud,
+) -> None:
+    limit = cloud.cloud.settings.throttle_failures
+    for i in range(limit):
+        guess = await RawDevice.connect(cloud.gateway, source="127.0.0.2")
+        assert await guess.login(f"{i:032d}") == Status.INVALID_TOKEN
+    blocked = await RawDevice.connect(cloud.gateway, source="127.0.0.2")
+    await blocked.send(Command.HW_LOGIN, 1, "0" * 32)
+    assert await blocked.recv() is None  # closed without an answer, and certainly not 9
+    # A device from another address is unaffected.
+    request = await provisioning_token(cloud, await template(cloud))
+    good = await RawDevice.connect(cloud.gateway, source="127.0.0.3")
+    assert await good.login(request["token"]) == Status.OK
+    good.close()
+
+
+async def test_a_device_that_stops_reading_is_dropped_with_bounded_memory(
+    cloud: RunningCloud,
+) -> None:
+    device_id, _, dev = await online_device(cloud, rcvbuf=4096)
+    other_id, _, other = await online_device(cloud)
+    gateway = cloud.cloud.gateway
+    conn = gateway.sessions[device_id]
+    # The device never reads (past its small buffers); the cloud keeps sending.
+    for _ in range(50_000):
+        if conn.state.name == "CLOSED":
+            break
+        conn.deliver(Command.HARDWARE, ["vw", 1, "x" * 200])
+        assert conn.transport is None or conn.transport.get_write_buffer_size() < 2**20
+        await asyncio.sleep(0)
+    assert conn.state.name == "CLOSED"
+    await other.send(Command.PING, 3)
+    assert (await other.recv()).status == Status.OK  # type: ignore[union-attr]
+    assert gateway.sessions.get(other_id) is not None
+    dev.close()
+    other.close()
+
+
+async def test_redirect_reaches_the_device(cloud: RunningCloud) -> None:
+    device_id, _, dev = await online_device(cloud)
+    async with cloud.client(cloud.owner_token) as api:
+        reply = await api.post(f"/api/devices/{device_id}/redirect",
+                               json={"host": "other.example", "port": 8442})
+    assert reply.status_code == 202
+    frame = await dev.recv()
+    assert frame is not None and frame.command == Command.REDIRECT
+    assert frame.body == b"other.example\x008442"
+    dev.close()
+
+
+async def test_events_properties_and_rtc(cloud: RunningCloud) -> None:
+    device_id, _, dev = await online_device(cloud)
+    await dev.send(Command.INTERNAL, 3, "rtc", "sync")
+    frame = await dev.recv()
+    assert frame is not None and frame.command == Command.INTERNAL
+    assert frame.text_args()[0] == "rtc" and int(frame.text_args()[1]) > 1_700_000_000
+    await dev.send(Command.EVENT_LOG, 4, "overheat", "92 C")
+    await dev.send(Command.PROPERTY, 5, "1", "label", "Temperature")
+    await dev.send(Command.PING, 6)
+    assert (await dev.recv()).status == Status.OK  # type: ignore[union-attr]
+    await cloud.cloud.writer.flush()
+    from sqlalchemy import select
+
+    from wifiprov.cloud.db.schema import device_events, pin_properties
+
+    async with cloud.cloud.db.begin() as conn:
+        event = (await conn.execute(select(device_events))).one()
+        prop = (await conn.execute(select(pin_properties))).one()
+    assert (event.device_id, event.code, event.description) == (device_id, "overheat", "92 C")
+    assert (prop.pin, prop.name, prop.value) == (1, "label", "Temperature")
+    dev.close()
