@@ -228,7 +228,7 @@ async def pins_of(db: Database, device_id: int) -> dict[str, list[str]]:
             .where(pin_values.c.device_id == device_id)
             .order_by(pin_values.c.pin)
         )
-        return {f"V{r.pin}": r.value.split("\0") for r in rows}
+        return {f"V{r.pin}": json.loads(r.value) for r in rows}
 
 
 async def write_pin(
@@ -255,7 +255,7 @@ async def write_pin_of(
         )
     now = time.time()
     stmt = db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"]).values(
-        device_id=row.id, pin=pin, value="\0".join(values), updated_at=now
+        device_id=row.id, pin=pin, value=json.dumps(values), updated_at=now
     )
     async with db.begin() as conn:
         await conn.execute(stmt)

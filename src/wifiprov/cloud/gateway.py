@@ -179,7 +179,7 @@ class DeviceConnection(asyncio.Protocol):
             pin = int(args[1])
             if not 0 <= pin <= devices.MAX_PIN:
                 raise ValueError(pin)
-            self.gw.writer.pin(self.device_id, pin, "\0".join(args[2:]), time.time())
+            self.gw.writer.pin(self.device_id, pin, args[2:], time.time())
         # dw/aw replies to server reads and anything else: accepted, nothing to keep
 
     def on_sync(self, frame: Frame) -> None:
@@ -283,6 +283,12 @@ class Gateway:
                     lambda: DeviceConnection(self), *s.gateway_tls, ssl=ctx, backlog=4096
                 )
             )
+        # Tell devices the port actually bound when asked for any free one (port 0).
+        bound = self.addresses()
+        if s.gateway and s.gateway[1] == 0:
+            s.gateway = bound[0]
+        if s.gateway_tls and s.gateway_tls[1] == 0:
+            s.gateway_tls = bound[-1]
         self._subs.append(await self.bus.subscribe(DEVICE_COMMANDS, self.on_command))
         self._subs.append(await self.bus.subscribe(DEVICE_LOGINS, self.on_login_elsewhere))
         self.spawn(self._sweep())
@@ -365,8 +371,7 @@ class Gateway:
     async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
         try:
             stored = {
-                int(k[1:]): "\0".join(v)
-                for k, v in (await devices.pins_of(self.db, conn.device_id)).items()
+                int(k[1:]): v for k, v in (await devices.pins_of(self.db, conn.device_id)).items()
             }
         except DatabaseUnavailable:
             conn.respond(msg_id, Status.SERVER_EXCEPTION)
@@ -374,7 +379,7 @@ class Gateway:
         stored.update(self.writer.pending_pins(conn.device_id))
         for pin in pins or sorted(stored):
             if pin in stored:
-                body = blynk.join_args(["vw", pin, *stored[pin].split("\0")])
+                body = blynk.join_args(["vw", pin, *stored[pin]])
                 if len(body) < conn.buffer_in:
                     conn.send(blynk.encode_body(Command.HARDWARE, msg_id, body))
 

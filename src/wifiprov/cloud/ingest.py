@@ -48,7 +48,7 @@ class DeviceDataWriter:
     def __init__(self, db: Database, interval: float = 0.2) -> None:
         self.db = db
         self.interval = interval
-        self.values: dict[tuple[int, int], tuple[str, float]] = {}
+        self.values: dict[tuple[int, int], tuple[list[str], float]] = {}
         self.properties: dict[tuple[int, int, str], str] = {}
         self.events: list[dict[str, Any]] = []
         self.info: dict[int, str] = {}
@@ -59,10 +59,10 @@ class DeviceDataWriter:
         self._wake = asyncio.Event()
 
     # --- called by the gateway, never blocking ---
-    def pin(self, device_id: int, pin: int, value: str, now: float) -> None:
-        self.values[(device_id, pin)] = (value, now)
+    def pin(self, device_id: int, pin: int, values: list[str], now: float) -> None:
+        self.values[(device_id, pin)] = (values, now)
 
-    def pending_pins(self, device_id: int) -> dict[int, str]:
+    def pending_pins(self, device_id: int) -> dict[int, list[str]]:
         return {pin: v for (dev, pin), (v, _) in self.values.items() if dev == device_id}
 
     def property(self, device_id: int, pin: int, name: str, value: str) -> None:
@@ -144,7 +144,7 @@ class DeviceDataWriter:
 
     async def _write(
         self,
-        values: dict[tuple[int, int], tuple[str, float]],
+        values: dict[tuple[int, int], tuple[list[str], float]],
         properties: dict[tuple[int, int, str], str],
         events: list[dict[str, Any]],
         info: dict[int, str],
@@ -169,7 +169,7 @@ class DeviceDataWriter:
         if values:
             stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
             rows = [
-                {"device_id": d, "pin": p, "value": v, "updated_at": t}
+                {"device_id": d, "pin": p, "value": json.dumps(v), "updated_at": t}
                 for (d, p), (v, t) in values.items()
             ]
             batches.append((stmt, rows))

@@ -109,7 +109,7 @@ pin_values = Table(
     metadata,
     Column("device_id", Integer, ForeignKey("devices.id"), primary_key=True),
     Column("pin", Integer, primary_key=True),
-    Column("value", Text, nullable=False),  # NUL-separated when a write carried several values
+    Column("value", Text, nullable=False),  # JSON list of strings (a write may carry several)
     Column("updated_at", Float, nullable=False),
 )
 

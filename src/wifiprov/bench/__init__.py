@@ -1,0 +1,1 @@
+"""Load generators for wifiprov's own services (``wifiprov bench ...``)."""
