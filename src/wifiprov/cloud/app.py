@@ -45,7 +45,7 @@ class Cloud:
         db = Database(settings.db_url)
         await db.migrate()
         hasher = await TokenHasher.load(db)
-        bus = await make_bus(settings.bus_url)
+        bus = await make_bus(settings.bus_url, namespace=f"wifiprov-{hasher.cloud_id}")
         writer = DeviceDataWriter(db, settings.flush_interval)
         gateway = Gateway(db, bus, hasher, settings, writer)
         app = create_app(db, bus, hasher, settings)

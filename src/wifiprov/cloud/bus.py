@@ -76,19 +76,22 @@ class LocalBus:
 
 
 class NatsBus:
-    def __init__(self, nc: Any) -> None:
+    """NATS, with every subject under ``namespace`` so clouds sharing one NATS never mix."""
+
+    def __init__(self, nc: Any, namespace: str) -> None:
         self._nc = nc
+        self._ns = namespace
 
     @classmethod
-    async def connect(cls, url: str) -> NatsBus:
+    async def connect(cls, url: str, namespace: str) -> NatsBus:
         import nats
 
         nc = await nats.connect(url, name="wifiprov", max_reconnect_attempts=-1,
                                 connect_timeout=5)
-        return cls(nc)
+        return cls(nc, namespace)
 
     async def publish(self, subject: str, message: Message) -> None:
-        await self._nc.publish(subject, json.dumps(message).encode())
+        await self._nc.publish(f"{self._ns}.{subject}", json.dumps(message).encode())
 
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
         async def on_msg(msg: Any) -> None:
@@ -99,7 +102,7 @@ class NatsBus:
                 return
             await _call(handler, message)
 
-        sub = await self._nc.subscribe(subject, cb=on_msg)
+        sub = await self._nc.subscribe(f"{self._ns}.{subject}", cb=on_msg)
         # Make sure the server has the subscription before anyone relies on it.
         await self._nc.flush()
         return sub  # type: ignore[no-any-return]
@@ -108,9 +111,10 @@ class NatsBus:
         await self._nc.drain()
 
 
-async def make_bus(url: str | None) -> Bus:
+async def make_bus(url: str | None, namespace: str = "wifiprov") -> Bus:
+    """The bus for ``url``; ``namespace`` separates clouds (nodes of one cloud share it)."""
     if not url:
         return LocalBus()
     if url.startswith("nats://"):
-        return await NatsBus.connect(url)
+        return await NatsBus.connect(url, namespace)
     raise ValueError(f"unsupported bus '{url}': use nats://HOST:PORT, or nothing for in-process")

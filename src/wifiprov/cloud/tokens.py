@@ -34,6 +34,11 @@ class TokenHasher:
         data = token.encode("utf-8") if isinstance(token, str) else token
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
+    @property
+    def cloud_id(self) -> str:
+        """A name for this cloud that every node sharing its database derives alike."""
+        return hmac.new(self._key, b"cloud-id", hashlib.sha256).hexdigest()[:12]
+
     @classmethod
     async def load(cls, db: Database) -> TokenHasher:
         """The cloud's key, created on first start (the first writer wins when nodes race)."""

@@ -1,0 +1,190 @@
+"""Several cloud processes on one PostgreSQL with NATS; the database going away mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, PG_BASE, RunningCloud, _pg_admin, start_cloud, stop_cloud
+from tests.integration.devices import RawDevice, provisioning_token, template, until
+from wifiprov.cloud import accounts
+from wifiprov.cloud.db import Database
+from wifiprov.cloud.settings import CloudSettings
+from wifiprov.wire.blynk import Command, Status
+
+NATS = os.environ.get("WIFIPROV_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def pg_db(pg_template: str) -> AsyncIterator[str]:
+    name = f"wifiprov_test_{uuid.uuid4().hex[:10]}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client, asyncio.timeout(30):
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if (await client.get(url + "/api/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+
+
+async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
+    db = Database(pg_db)
+    owner = await accounts.create_user(db, "owner@example.com", PASSWORD)
+    org_id = await accounts.create_org(db, "Acme", owner)
+    await db.close()
+    nodes = []
+    try:
+        for name in ("a", "b"):
+            http, gw = free_port(), free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "wifiprov.cli", "cloud", "--db", pg_db, "--bus", NATS,
+                 "--http", f"127.0.0.1:{http}", "--gateway", f"127.0.0.1:{gw}",
+                 "--node-id", f"node-{name}", "--public-host", "cloud.test"],
+                stderr=subprocess.PIPE,
+            )
+            nodes.append((proc, f"http://127.0.0.1:{http}", ("127.0.0.1", gw)))
+        for proc, url, _ in nodes:
+            await _wait_http(url, proc)
+        (_, api_a, _), (_, _, gateway_b) = nodes
+        async with httpx.AsyncClient(base_url=api_a, timeout=30) as api:
+            token = (await api.post("/api/auth/sign-in", json={
+                "email": "owner@example.com", "password": PASSWORD})).json()["token"]
+            api.headers["Authorization"] = f"Bearer {token}"
+            tmpl = (await api.post(f"/api/orgs/{org_id}/templates", json={"name": "T"})).json()
+            request = (await api.post(f"/api/templates/{tmpl['id']}/provisioning")).json()
+            # The provisioner long-polls node A; the device claims through node B.
+            poll = asyncio.create_task(api.get(f"/api/provisioning/{request['id']}?wait=20"))
+            device = await RawDevice.connect(gateway_b)
+            assert await device.login(request["token"]) == Status.OK
+            claim = (await poll).json()
+            assert claim["status"] == "claimed"
+            device_id = claim["device_id"]
+
+            async def online() -> bool:
+                return bool((await api.get(f"/api/devices/{device_id}")).json()["online"])
+            await until(online, 10)
+            reply = await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "from A"})
+            assert reply.json()["delivered"] is True
+            frame = await device.recv()
+            assert frame is not None and frame.command == Command.HARDWARE
+            assert frame.body == b"vw\x001\x00from A"
+            # A second login on node A replaces the connection held by node B.
+            again = await RawDevice.connect(nodes[0][2])
+            assert await again.login(request["token"]) == Status.OK
+            assert await device.wait_closed(10)
+            again.close()
+    finally:
+        for proc, _, _ in nodes:
+            proc.terminate()
+        for proc, _, _ in nodes:
+            proc.wait(10)
+
+
+class CuttableProxy:
+    """A TCP proxy in front of PostgreSQL that a test can cut (drop everything) and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.links):
+            writer.transport.abort()
+        self.links.clear()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: object) -> None:
+    proxy = CuttableProxy(("127.0.0.1", 5432))
+    await proxy.start()
+    name = pg_db.rsplit("/", 1)[1]
+    settings = CloudSettings(
+        db_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}", http=("127.0.0.1", 0),
+        gateway=("127.0.0.1", 0), public_host="cloud.test", login_timeout=5, flush_interval=0.05,
+    )
+    cloud, task = await start_cloud(settings)
+    try:
+        owner = await accounts.create_user(cloud.db, "owner@example.com", PASSWORD)
+        org_id = await accounts.create_org(cloud.db, "Acme", owner)
+        token = await accounts.sign_in(cloud.db, cloud.hasher, "owner@example.com", PASSWORD)
+        host, port = cloud.http_address
+        rc = RunningCloud(cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token,
+                          org_id)
+        request = await provisioning_token(rc, await template(rc))
+        live = await RawDevice.connect(rc.gateway)
+        assert await live.login(request["token"]) == Status.OK
+
+        await proxy.cut()
+        for _ in range(3):
+            dev = await RawDevice.connect(rc.gateway)
+            status = await dev.login(request["token"])
+            assert status in (Status.SERVER_EXCEPTION, None), status  # 19 or a close, never 9
+            dev.close()
+        async with rc.client(token) as api:
+            assert (await api.get("/api/devices")).status_code == 503
+        # The connected device is unaffected: failed logins never replaced it.
+        await live.send(Command.PING, 2)
+        assert (await live.recv()).status == Status.OK  # type: ignore[union-attr]
+        await proxy.start()
+
+        async def recovered() -> bool:
+            dev = await RawDevice.connect(rc.gateway)
+            status = await dev.login(request["token"])
+            dev.close()
+            assert status != Status.INVALID_TOKEN
+            return status == Status.OK
+        await until(recovered, 20)
+    finally:
+        await stop_cloud(cloud, task)
+        if proxy.server is not None:
+            proxy.server.close()
