@@ -147,7 +147,8 @@ async def cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
     token = await accounts.sign_in(db, running.hasher, "owner@example.com", PASSWORD)
     host, port = running.http_address
     try:
-        yield RunningCloud(running, f"http://{host}:{port}", running.gateway.addresses()[0],
-                           token, org_id)
+        yield RunningCloud(
+            running, f"http://{host}:{port}", running.gateway.addresses()[0], token, org_id
+        )
     finally:
         await stop_cloud(running, task)

@@ -15,10 +15,14 @@ from rich.console import Console
 
 from wifiprov import session
 
-app = typer.Typer(help="Open WiFi provisioning, wire-compatible with Blynk.Edgent.",
-                  no_args_is_help=True, add_completion=False)
-cloud_app = typer.Typer(help="Run the cloud (HTTP API + device gateway), or set it up.",
-                        invoke_without_command=True)
+app = typer.Typer(
+    help="Open WiFi provisioning, wire-compatible with Blynk.Edgent.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+cloud_app = typer.Typer(
+    help="Run the cloud (HTTP API + device gateway), or set it up.", invoke_without_command=True
+)
 app.add_typer(cloud_app, name="cloud")
 console = Console(stderr=True)
 
@@ -65,8 +69,11 @@ def _read_password(password_file: Path | None, confirm: bool) -> str:
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="SQLite path or postgresql://user@host/db (default: a SQLite file "
-                 "in your data directory)"),
+    typer.Option(
+        "--db",
+        help="SQLite path or postgresql://user@host/db (default: a SQLite file "
+        "in your data directory)",
+    ),
 ]
 
 
@@ -75,7 +82,9 @@ def cloud(
     ctx: typer.Context,
     db: DbOption = None,
     http: Annotated[str, typer.Option(help="HTTP API address HOST:PORT")] = "127.0.0.1:8080",
-    gateway: Annotated[str, typer.Option(help="device gateway, plain TCP, HOST:PORT")] = "0.0.0.0:8442",
+    gateway: Annotated[
+        str, typer.Option(help="device gateway, plain TCP, HOST:PORT")
+    ] = "0.0.0.0:8442",
     gateway_tls: Annotated[
         str | None, typer.Option(help="device gateway over TLS, HOST:PORT (default port 8441)")
     ] = None,
@@ -129,8 +138,10 @@ def cloud(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        fail(f"cannot start the cloud: {exc}",
-             "is another process using that address? choose another with --http / --gateway")
+        fail(
+            f"cannot start the cloud: {exc}",
+            "is another process using that address? choose another with --http / --gateway",
+        )
     except Exception as exc:  # DatabaseUnavailable and friends: say it in words
         from wifiprov.cloud.db import DatabaseUnavailable
 
@@ -144,7 +155,9 @@ def cloud_init(
     email: Annotated[str, typer.Option(help="the first user's e-mail")],
     org: Annotated[str, typer.Option(help="the organization's name")] = "My organization",
     hotspot_prefix: Annotated[str, typer.Option(help="AP name prefix of its devices")] = "Blynk",
-    password_file: Annotated[Path | None, typer.Option(help="read the password from a file")] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="read the password from a file")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Create the first user and their organization (the user becomes its owner)."""
@@ -178,11 +191,15 @@ def cloud_init(
 def login(
     email: Annotated[str, typer.Option(help="your e-mail")],
     cloud: Annotated[str, typer.Option(help="the cloud's HTTP API")] = "http://127.0.0.1:8080",
-    password_file: Annotated[Path | None, typer.Option(help="read the password from a file")] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="read the password from a file")
+    ] = None,
 ) -> None:
     """Sign in to a cloud and keep the session (mode 0600) for the other commands."""
     password = _read_password(password_file, confirm=False)
-    reply = _request("POST", cloud, "/api/auth/sign-in", json={"email": email, "password": password})
+    reply = _request(
+        "POST", cloud, "/api/auth/sign-in", json={"email": email, "password": password}
+    )
     path = session.save(cloud.rstrip("/"), reply["token"], email)
     console.print(f"Signed in to {cloud} as {email}; session saved in {path}.")
 

@@ -10,8 +10,24 @@ from tests.conftest import RunningCloud
 from wifiprov.wire import blynk
 from wifiprov.wire.blynk import Command, Frame
 
-CPP_INFO = ["mcu", "0.1.0", "fw-type", "TMPLxxxx", "build", "Apr 25 2026 10:00:00", "blynk",
-            "1.4.0", "h-beat", "40", "buff-in", "256", "dev", "ESP32", "tmpl", "TMPLxxxx"]
+CPP_INFO = [
+    "mcu",
+    "0.1.0",
+    "fw-type",
+    "TMPLxxxx",
+    "build",
+    "Apr 25 2026 10:00:00",
+    "blynk",
+    "1.4.0",
+    "h-beat",
+    "40",
+    "buff-in",
+    "256",
+    "dev",
+    "ESP32",
+    "tmpl",
+    "TMPLxxxx",
+]
 
 
 class RawDevice:

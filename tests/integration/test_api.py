@@ -14,11 +14,14 @@ from wifiprov.wire.blynk import Command, Status
 
 async def test_sign_in_me_and_sign_out(cloud: RunningCloud) -> None:
     async with cloud.client() as api:
-        bad = await api.post("/api/auth/sign-in",
-                             json={"email": "owner@example.com", "password": "wrong password"})
+        bad = await api.post(
+            "/api/auth/sign-in", json={"email": "owner@example.com", "password": "wrong password"}
+        )
         assert bad.status_code == 401 and bad.json()["message"] == "wrong e-mail or password"
-        good = await api.post("/api/auth/sign-in",
-                              json={"email": "owner@example.com", "password": "correct horse battery"})
+        good = await api.post(
+            "/api/auth/sign-in",
+            json={"email": "owner@example.com", "password": "correct horse battery"},
+        )
         token = good.json()["token"]
     async with cloud.client(token) as api:
         me = (await api.get("/api/me")).json()
@@ -42,8 +45,14 @@ async def test_tokens_are_stored_as_keyed_hashes(cloud: RunningCloud) -> None:
 
 
 async def test_every_route_refuses_anonymous_callers(cloud: RunningCloud) -> None:
-    open_routes = {"/api/health", "/api/auth/sign-in", "/openapi.json", "/docs",
-                   "/docs/oauth2-redirect", "/redoc"}
+    open_routes = {
+        "/api/health",
+        "/api/auth/sign-in",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
     checked = 0
     async with cloud.client() as api:
         for route in cloud.cloud.app.routes:
@@ -65,20 +74,30 @@ async def test_other_organizations_see_nothing(cloud: RunningCloud) -> None:
     stranger = await cloud.user("stranger@example.com")
     o = cloud.org_id
     denied = [
-        ("GET", f"/api/orgs/{o}"), ("PATCH", f"/api/orgs/{o}"), ("GET", f"/api/orgs/{o}/members"),
-        ("PUT", f"/api/orgs/{o}/members"), ("GET", f"/api/orgs/{o}/templates"),
-        ("POST", f"/api/orgs/{o}/templates"), ("GET", f"/api/templates/{template_id}"),
+        ("GET", f"/api/orgs/{o}"),
+        ("PATCH", f"/api/orgs/{o}"),
+        ("GET", f"/api/orgs/{o}/members"),
+        ("PUT", f"/api/orgs/{o}/members"),
+        ("GET", f"/api/orgs/{o}/templates"),
+        ("POST", f"/api/orgs/{o}/templates"),
+        ("GET", f"/api/templates/{template_id}"),
         ("GET", f"/api/templates/{template_id}/firmware-config"),
         ("POST", f"/api/templates/{template_id}/provisioning"),
         ("GET", f"/api/provisioning/{request['id']}"),
-        ("GET", f"/api/devices/{device_id}"), ("PATCH", f"/api/devices/{device_id}"),
-        ("DELETE", f"/api/devices/{device_id}"), ("POST", f"/api/devices/{device_id}/reconfigure"),
-        ("POST", f"/api/devices/{device_id}/erase"), ("POST", f"/api/devices/{device_id}/redirect"),
-        ("GET", f"/api/devices/{device_id}/pins"), ("PUT", f"/api/devices/{device_id}/pins/1"),
+        ("GET", f"/api/devices/{device_id}"),
+        ("PATCH", f"/api/devices/{device_id}"),
+        ("DELETE", f"/api/devices/{device_id}"),
+        ("POST", f"/api/devices/{device_id}/reconfigure"),
+        ("POST", f"/api/devices/{device_id}/erase"),
+        ("POST", f"/api/devices/{device_id}/redirect"),
+        ("GET", f"/api/devices/{device_id}/pins"),
+        ("PUT", f"/api/devices/{device_id}/pins/1"),
     ]
-    bodies = {"PATCH": {"name": "x"}, "PUT": {"email": "stranger@example.com", "role": "owner",
-                                              "value": "1"},
-              "POST": {"name": "x", "host": "h", "port": 1}}
+    bodies = {
+        "PATCH": {"name": "x"},
+        "PUT": {"email": "stranger@example.com", "role": "owner", "value": "1"},
+        "POST": {"name": "x", "host": "h", "port": 1},
+    }
     async with cloud.client(stranger) as api:
         for method, url in denied:
             reply = await api.request(method, url, json=bodies.get(method, {}))
@@ -91,8 +110,9 @@ async def test_other_organizations_see_nothing(cloud: RunningCloud) -> None:
     dev.close()
 
 
-@pytest.mark.parametrize("role,allowed", [("installer", True), ("operator", False),
-                                          ("viewer", False)])
+@pytest.mark.parametrize(
+    "role,allowed", [("installer", True), ("operator", False), ("viewer", False)]
+)
 async def test_only_roles_with_the_provisioning_right_get_tokens(
     cloud: RunningCloud, role: str, allowed: bool
 ) -> None:
@@ -109,20 +129,28 @@ async def test_only_roles_with_the_provisioning_right_get_tokens(
 
 async def test_template_and_firmware_config(cloud: RunningCloud) -> None:
     async with cloud.client(cloud.owner_token) as api:
-        created = await api.post(f"/api/orgs/{cloud.org_id}/templates",
-                                 json={"name": "Garden Pump", "firmware_type": "pump-fw"})
+        created = await api.post(
+            f"/api/orgs/{cloud.org_id}/templates",
+            json={"name": "Garden Pump", "firmware_type": "pump-fw"},
+        )
         assert created.status_code == 201
         template_id = created.json()["id"]
         assert re.fullmatch(r"TMPL[A-Za-z0-9]{8}", template_id)
         config = (await api.get(f"/api/templates/{template_id}/firmware-config")).json()
         assert config == {
-            "template_id": template_id, "template_name": "Garden Pump",
-            "firmware_type": "pump-fw", "hotspot_prefix": "Acme", "host": "cloud.test",
-            "port": cloud.gateway[1], "port_ssl": None,
+            "template_id": template_id,
+            "template_name": "Garden Pump",
+            "firmware_type": "pump-fw",
+            "hotspot_prefix": "Acme",
+            "host": "cloud.test",
+            "port": cloud.gateway[1],
+            "port_ssl": None,
         }
         bad = await api.post(f"/api/orgs/{cloud.org_id}/templates", json={"name": ""})
         assert bad.status_code == 422 and "name" in bad.json()["message"]
-        bad = await api.patch(f"/api/orgs/{cloud.org_id}", json={"hotspot_prefix": "Way too long a prefix!"})
+        bad = await api.patch(
+            f"/api/orgs/{cloud.org_id}", json={"hotspot_prefix": "Way too long a prefix!"}
+        )
         assert bad.status_code == 422 and "20" in bad.json()["message"]
         good = await api.patch(f"/api/orgs/{cloud.org_id}", json={"hotspot_prefix": "My Farm 2"})
         assert good.json()["hotspot_prefix"] == "My Farm 2"
@@ -160,12 +188,19 @@ async def test_pins_both_ways_and_buffer_limit(cloud: RunningCloud) -> None:
         assert frame is not None and frame.command == Command.HARDWARE
         assert frame.body == b"vw\x005\x00on"
         await dev.send(Command.HARDWARE, 3, "vw", "7", "21.5", "C")
+
         async def stored() -> bool:
-            return (await api.get(f"/api/devices/{device_id}/pins")).json().get("V7") == ["21.5", "C"]
+            return (await api.get(f"/api/devices/{device_id}/pins")).json().get("V7") == [
+                "21.5",
+                "C",
+            ]
+
         await until(stored)
         big = await api.put(f"/api/devices/{device_id}/pins/5", json={"value": "x" * 300})
         assert big.status_code == 413 and "256" in big.json()["message"]
-        assert (await api.put(f"/api/devices/{device_id}/pins/999", json={"value": "1"})).status_code == 422
+        assert (
+            await api.put(f"/api/devices/{device_id}/pins/999", json={"value": "1"})
+        ).status_code == 422
         # Blynk's HTTP device API, authenticated by the device token
         assert (await api.get(f"/external/api/get?token={token}&V7")).json() == ["21.5", "C"]
         assert (await api.get(f"/external/api/update?token={token}&V9=hello")).status_code == 200
@@ -190,8 +225,10 @@ async def test_erase_keeps_the_device_and_delete_revokes_its_token(cloud: Runnin
     device_id, token, dev = await online_device(cloud)
     await dev.send(Command.HARDWARE, 3, "vw", "1", "42")
     async with cloud.client(cloud.owner_token) as api:
+
         async def stored() -> bool:
             return bool((await api.get(f"/api/devices/{device_id}/pins")).json())
+
         await until(stored)
         assert (await api.post(f"/api/devices/{device_id}/erase")).status_code == 204
         assert (await api.get(f"/api/devices/{device_id}/pins")).json() == {}
@@ -208,8 +245,10 @@ async def test_offline_device_cannot_be_reconfigured(cloud: RunningCloud) -> Non
     device_id, _, dev = await online_device(cloud)
     dev.close()
     async with cloud.client(cloud.owner_token) as api:
+
         async def offline() -> bool:
             return not (await api.get(f"/api/devices/{device_id}")).json()["online"]
+
         await until(offline)
         reply = await api.post(f"/api/devices/{device_id}/reconfigure")
         assert reply.status_code == 409 and "offline" in reply.json()["message"]

@@ -60,9 +60,24 @@ async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
         for name in ("a", "b"):
             http, gw = free_port(), free_port()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "wifiprov.cli", "cloud", "--db", pg_db, "--bus", NATS,
-                 "--http", f"127.0.0.1:{http}", "--gateway", f"127.0.0.1:{gw}",
-                 "--node-id", f"node-{name}", "--public-host", "cloud.test"],
+                [
+                    sys.executable,
+                    "-m",
+                    "wifiprov.cli",
+                    "cloud",
+                    "--db",
+                    pg_db,
+                    "--bus",
+                    NATS,
+                    "--http",
+                    f"127.0.0.1:{http}",
+                    "--gateway",
+                    f"127.0.0.1:{gw}",
+                    "--node-id",
+                    f"node-{name}",
+                    "--public-host",
+                    "cloud.test",
+                ],
                 stderr=subprocess.PIPE,
             )
             nodes.append((proc, f"http://127.0.0.1:{http}", ("127.0.0.1", gw)))
@@ -70,8 +85,11 @@ async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
             await _wait_http(url, proc)
         (_, api_a, _), (_, _, gateway_b) = nodes
         async with httpx.AsyncClient(base_url=api_a, timeout=30) as api:
-            token = (await api.post("/api/auth/sign-in", json={
-                "email": "owner@example.com", "password": PASSWORD})).json()["token"]
+            token = (
+                await api.post(
+                    "/api/auth/sign-in", json={"email": "owner@example.com", "password": PASSWORD}
+                )
+            ).json()["token"]
             api.headers["Authorization"] = f"Bearer {token}"
             tmpl = (await api.post(f"/api/orgs/{org_id}/templates", json={"name": "T"})).json()
             request = (await api.post(f"/api/templates/{tmpl['id']}/provisioning")).json()
@@ -85,6 +103,7 @@ async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
 
             async def online() -> bool:
                 return bool((await api.get(f"/api/devices/{device_id}")).json()["online"])
+
             await until(online, 10)
             reply = await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "from A"})
             assert reply.json()["delivered"] is True
@@ -149,8 +168,12 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
     await proxy.start()
     name = pg_db.rsplit("/", 1)[1]
     settings = CloudSettings(
-        db_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}", http=("127.0.0.1", 0),
-        gateway=("127.0.0.1", 0), public_host="cloud.test", login_timeout=5, flush_interval=0.05,
+        db_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}",
+        http=("127.0.0.1", 0),
+        gateway=("127.0.0.1", 0),
+        public_host="cloud.test",
+        login_timeout=5,
+        flush_interval=0.05,
     )
     cloud, task = await start_cloud(settings)
     try:
@@ -158,8 +181,9 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
         org_id = await accounts.create_org(cloud.db, "Acme", owner)
         token = await accounts.sign_in(cloud.db, cloud.hasher, "owner@example.com", PASSWORD)
         host, port = cloud.http_address
-        rc = RunningCloud(cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token,
-                          org_id)
+        rc = RunningCloud(
+            cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token, org_id
+        )
         request = await provisioning_token(rc, await template(rc))
         live = await RawDevice.connect(rc.gateway)
         assert await live.login(request["token"]) == Status.OK
@@ -183,6 +207,7 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
             dev.close()
             assert status != Status.INVALID_TOKEN
             return status == Status.OK
+
         await until(recovered, 20)
     finally:
         await stop_cloud(cloud, task)

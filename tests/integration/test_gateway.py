@@ -42,17 +42,36 @@ async def test_cpp_handshake_transcript(cloud: RunningCloud) -> None:
 
 
 async def test_legacy_login_and_older_info_keys(cloud: RunningCloud) -> None:
-    older = ["ver", "0.6.1", "h-beat", "45", "buff-in", "1024", "dev", "ESP8266",
-             "fw-type", "TMPLold", "fw", "1.2.3", "build", "Jan 1 2020", "tmpl", "TMPLold", ""]
+    older = [
+        "ver",
+        "0.6.1",
+        "h-beat",
+        "45",
+        "buff-in",
+        "1024",
+        "dev",
+        "ESP8266",
+        "fw-type",
+        "TMPLold",
+        "fw",
+        "1.2.3",
+        "build",
+        "Jan 1 2020",
+        "tmpl",
+        "TMPLold",
+        "",
+    ]
     request = await provisioning_token(cloud, await template(cloud))
     dev = await RawDevice.connect(cloud.gateway)
     assert await dev.login(request["token"], Command.LOGIN) == Status.OK
     await dev.send(Command.INTERNAL, 2, *older)
     assert (await dev.recv()).status == Status.OK  # type: ignore[union-attr]
     async with cloud.client(cloud.owner_token) as api:
+
         async def reported() -> bool:
             info = (await api.get("/api/devices")).json()[0]["info"]
             return bool(info.get("firmware_version") == "1.2.3")
+
         await until(reported)
         info = (await api.get("/api/devices")).json()[0]["info"]
     assert info["library_version"] == "0.6.1" and info["buffer_in"] == "1024"
@@ -136,8 +155,10 @@ async def test_heartbeat_timeout_follows_the_devices_h_beat(cloud: RunningCloud)
     assert await dev.wait_closed(timeout=10)
     assert 2.0 <= loop.time() - started <= 6.0  # 1 s x 2.3, checked once a second
     async with cloud.client(cloud.owner_token) as api:
+
         async def offline() -> bool:
             return not (await api.get(f"/api/devices/{device_id}")).json()["online"]
+
         await until(offline)
 
 
@@ -183,8 +204,9 @@ async def test_a_device_that_stops_reading_is_dropped_with_bounded_memory(
 async def test_redirect_reaches_the_device(cloud: RunningCloud) -> None:
     device_id, _, dev = await online_device(cloud)
     async with cloud.client(cloud.owner_token) as api:
-        reply = await api.post(f"/api/devices/{device_id}/redirect",
-                               json={"host": "other.example", "port": 8442})
+        reply = await api.post(
+            f"/api/devices/{device_id}/redirect", json={"host": "other.example", "port": 8442}
+        )
     assert reply.status_code == 202
     frame = await dev.recv()
     assert frame is not None and frame.command == Command.REDIRECT

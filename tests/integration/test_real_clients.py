@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any
 
-import blynklib
 import BlynkLib
+import blynklib
 
 from tests.conftest import RunningCloud
 from tests.integration.devices import provisioning_token, template, until
@@ -41,12 +41,14 @@ async def test_blynklib_logs_in_and_exchanges_values(cloud: RunningCloud) -> Non
     thread.start()
     try:
         async with cloud.client(cloud.owner_token) as api:
+
             async def stored() -> bool:
                 devices = (await api.get("/api/devices")).json()
                 if not devices:
                     return False
                 pins = (await api.get(f"/api/devices/{devices[0]['id']}/pins")).json()
                 return bool(pins.get("V3") == ["42"])
+
             await until(stored, 10)
             device = (await api.get("/api/devices")).json()[0]
             assert device["online"] and device["info"]["library_version"] == "0.2.6"
@@ -56,6 +58,7 @@ async def test_blynklib_logs_in_and_exchanges_values(cloud: RunningCloud) -> Non
 
             async def delivered() -> bool:
                 return bool(received)
+
             await until(delivered, 10)
         assert received == [(4, ["7"])]
     finally:
@@ -83,12 +86,14 @@ async def test_blynk_library_python_logs_in_and_exchanges_values(cloud: RunningC
     thread.start()
     try:
         async with cloud.client(cloud.owner_token) as api:
+
             async def stored() -> bool:
                 devices = (await api.get("/api/devices")).json()
                 if not devices:
                     return False
                 pins = (await api.get(f"/api/devices/{devices[0]['id']}/pins")).json()
                 return bool(pins.get("V2") == ["hello"])
+
             await until(stored, 10)
             device = (await api.get("/api/devices")).json()[0]
             assert device["info"]["library_version"] == "0.2.0"
@@ -96,6 +101,7 @@ async def test_blynk_library_python_logs_in_and_exchanges_values(cloud: RunningC
 
             async def delivered() -> bool:
                 return bool(received)
+
             await until(delivered, 10)
         assert received == [["1", "2"]]
     finally:

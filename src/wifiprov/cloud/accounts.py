@@ -86,7 +86,9 @@ async def create_org(db: Database, name: str, owner_id: int, hotspot_prefix: str
             )
         )
         org_id = int(result.inserted_primary_key[0])
-        await conn.execute(memberships.insert().values(org_id=org_id, user_id=owner_id, role="owner"))
+        await conn.execute(
+            memberships.insert().values(org_id=org_id, user_id=owner_id, role="owner")
+        )
     return org_id
 
 

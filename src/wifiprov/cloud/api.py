@@ -1,7 +1,6 @@
 """The HTTP API (FastAPI): a thin layer over the domain modules. Errors are JSON:
 ``{"error": <code>, "message": <what happened and what to do>}``."""
 
-
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -118,8 +117,11 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     @app.get("/api/me", tags=["accounts"])
     async def me(who: Who) -> dict[str, Any]:
-        return {"id": who.user_id, "email": who.email,
-                "organizations": await accounts.list_orgs(db, who)}
+        return {
+            "id": who.user_id,
+            "email": who.email,
+            "organizations": await accounts.list_orgs(db, who),
+        }
 
     @app.get("/api/orgs", tags=["accounts"])
     async def orgs(who: Who) -> list[dict[str, Any]]:

@@ -57,8 +57,9 @@ class Cloud:
         self.writer.start()
         await self.gateway.start()
         host, port = self.settings.http
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_server = server

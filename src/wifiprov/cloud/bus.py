@@ -86,8 +86,7 @@ class NatsBus:
     async def connect(cls, url: str, namespace: str) -> NatsBus:
         import nats
 
-        nc = await nats.connect(url, name="wifiprov", max_reconnect_attempts=-1,
-                                connect_timeout=5)
+        nc = await nats.connect(url, name="wifiprov", max_reconnect_attempts=-1, connect_timeout=5)
         return cls(nc, namespace)
 
     async def publish(self, subject: str, message: Message) -> None:

@@ -57,8 +57,9 @@ async def authenticate_device(
     async with db.begin() as conn:
         row = (
             await conn.execute(
-                select(devices.c.id, devices.c.org_id, devices.c.template_id, devices.c.info)
-                .where(devices.c.token_hash == token_hash)
+                select(devices.c.id, devices.c.org_id, devices.c.template_id, devices.c.info).where(
+                    devices.c.token_hash == token_hash
+                )
             )
         ).first()
     if row is not None:
@@ -67,8 +68,9 @@ async def authenticate_device(
     if claimed is None:
         return None
     if bus is not None:
-        await bus.publish(claimed_subject(claimed.claimed_request or 0),
-                          {"device_id": claimed.device_id})
+        await bus.publish(
+            claimed_subject(claimed.claimed_request or 0), {"device_id": claimed.device_id}
+        )
     return claimed
 
 
@@ -77,7 +79,9 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
     async with db.begin() as conn:
         req = (
             await conn.execute(
-                select(provisioning_requests).where(provisioning_requests.c.token_hash == token_hash)
+                select(provisioning_requests).where(
+                    provisioning_requests.c.token_hash == token_hash
+                )
             )
         ).first()
         if req is None or req.claimed_at is not None or req.expires_at <= now:
@@ -85,7 +89,9 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
         # Only one of two racing first logins may win the token.
         won = await conn.execute(
             update(provisioning_requests)
-            .where(provisioning_requests.c.id == req.id, provisioning_requests.c.claimed_at.is_(None))
+            .where(
+                provisioning_requests.c.id == req.id, provisioning_requests.c.claimed_at.is_(None)
+            )
             .values(claimed_at=now)
         )
         if won.rowcount != 1:
@@ -121,7 +127,8 @@ async def save_info(db: Database, device_id: int, info: dict[str, str]) -> None:
         )
 
 
-# --- what users see and do -------------------------------------------------------------------------
+# --- what users see and do ---
+
 
 def _public(row: Any) -> dict[str, Any]:
     return {
@@ -182,8 +189,10 @@ async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) ->
     """Tell an online device to re-enter provisioning, as Blynk's console does (INTERNAL dbg)."""
     row = await _row(db, who, device_id, "manage")
     if row.online_node is None:
-        raise Conflict("the device is offline: it can only be told to reconfigure while online "
-                       "(hold its reset button for 10 s instead)")
+        raise Conflict(
+            "the device is offline: it can only be told to reconfigure while online "
+            "(hold its reset button for 10 s instead)"
+        )
     await _command(bus, device_id, "internal", "dbg", RECONFIGURE)
 
 
@@ -278,8 +287,9 @@ async def device_by_token(db: Database, hasher: TokenHasher, token: str) -> Any:
     return row
 
 
-async def redirect(db: Database, bus: Bus, who: Principal, device_id: int, host: str,
-                   port: int) -> None:
+async def redirect(
+    db: Database, bus: Bus, who: Principal, device_id: int, host: str, port: int
+) -> None:
     """Send an online device to another gateway (Blynk's REDIRECT ``host\\0port``)."""
     row = await _row(db, who, device_id, "manage")
     if row.online_node is None:

@@ -224,8 +224,12 @@ class DeviceConnection(asyncio.Protocol):
         """Send a command from the cloud, unless it exceeds what the device can receive."""
         body = blynk.join_args(args)
         if len(body) >= self.buffer_in:
-            log.warning("device %d: dropped a %d-byte message (its buff-in is %d)",
-                        self.device_id, len(body), self.buffer_in)
+            log.warning(
+                "device %d: dropped a %d-byte message (its buff-in is %d)",
+                self.device_id,
+                len(body),
+                self.buffer_in,
+            )
             return False
         self.send(blynk.encode_body(command, self.next_id(), body))
         return True
@@ -257,7 +261,13 @@ class Gateway:
         settings: CloudSettings,
         writer: DeviceDataWriter,
     ) -> None:
-        self.db, self.bus, self.hasher, self.settings, self.writer = db, bus, hasher, settings, writer
+        self.db, self.bus, self.hasher, self.settings, self.writer = (
+            db,
+            bus,
+            hasher,
+            settings,
+            writer,
+        )
         self.node = settings.node_id
         self.connections: set[DeviceConnection] = set()
         self.sessions: dict[int, DeviceConnection] = {}
@@ -332,8 +342,12 @@ class Gateway:
             return
         if auth is None:
             if self.throttle.failed(conn.address, time.monotonic()):
-                log.warning("%s: %d failed logins within %.0f s: throttling this address",
-                            conn.address, self.throttle.limit, self.throttle.window)
+                log.warning(
+                    "%s: %d failed logins within %.0f s: throttling this address",
+                    conn.address,
+                    self.throttle.limit,
+                    self.throttle.window,
+                )
             log.info("%s: login with an invalid token", conn.address)
             conn.respond(frame.msg_id, Status.INVALID_TOKEN)
             conn.close(None)
@@ -351,8 +365,13 @@ class Gateway:
         self.sessions[auth.device_id] = conn
         conn.state = State.ONLINE
         self.writer.online(auth.device_id, self.node, conn.connected_at)
-        log.info("device %d: online from %s (token ...%s)%s", auth.device_id, conn.address,
-                 conn.token_last4, " claimed a provisioning token" if auth.claimed_request else "")
+        log.info(
+            "device %d: online from %s (token ...%s)%s",
+            auth.device_id,
+            conn.address,
+            conn.token_last4,
+            " claimed a provisioning token" if auth.claimed_request else "",
+        )
         conn.respond(frame.msg_id, Status.OK)
         await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
         held, conn.held = conn.held, []
@@ -427,7 +446,10 @@ class Gateway:
                         conn.close(f"heartbeat timeout ({idle:.0f} s without input)")
                     elif write_seen:
                         self.writer.last_seen(conn.device_id, wall - idle)
-                elif conn.state is not State.CLOSED and now - conn.opened > self.settings.login_timeout:
+                elif (
+                    conn.state is not State.CLOSED
+                    and now - conn.opened > self.settings.login_timeout
+                ):
                     conn.close("did not log in in time")
             if write_seen:
                 last_seen_write = now

@@ -72,8 +72,9 @@ class DeviceDataWriter:
         if len(self.events) >= MAX_PENDING_EVENTS:
             log.warning("event backlog full (database slow or away): dropping device events")
             del self.events[: MAX_PENDING_EVENTS // 10]
-        self.events.append({"device_id": device_id, "code": code, "description": description,
-                            "created_at": now})
+        self.events.append(
+            {"device_id": device_id, "code": code, "description": description, "created_at": now}
+        )
 
     def device_info(self, device_id: int, info: dict[str, str]) -> None:
         self.info[device_id] = json.dumps(info)

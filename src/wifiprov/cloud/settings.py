@@ -42,8 +42,9 @@ class CloudSettings:
     public_port: int | None = None
     public_port_ssl: int | None = None
     bus_url: str | None = None  # nats://host:port; None = in-process
-    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-"
-                         f"{uuid.uuid4().hex[:6]}")
+    node_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
     provisioning_ttl: float = 15 * 60
     login_timeout: float = 5.0
     # Failed logins allowed per address within throttle_window seconds before it is throttled.

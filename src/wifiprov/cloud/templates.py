@@ -74,9 +74,7 @@ async def firmware_config(
     template = await get_template(db, who, template_id)
     async with db.begin() as conn:
         prefix = await conn.scalar(
-            select(organizations.c.hotspot_prefix).where(
-                organizations.c.id == template["org_id"]
-            )
+            select(organizations.c.hotspot_prefix).where(organizations.c.id == template["org_id"])
         )
     return {
         "template_id": template["id"],

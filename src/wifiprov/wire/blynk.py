@@ -197,7 +197,7 @@ INFO_KEYS = {
 
 
 def is_info(args: list[str]) -> bool:
-    """Whether an INTERNAL message from a device is its info message (not e.g. ``rtc``, ``meta``)."""
+    """Whether an INTERNAL message from a device is its info message (not ``rtc``, ``meta``)."""
     return bool(args) and args[0] in INFO_KEYS
 
 

@@ -79,7 +79,8 @@ EXPLANATIONS: dict[int, Explanation] = {
     ),
     721: Explanation("No network cable is connected.", "Plug in the cable and try again."),
     722: Explanation(
-        "The WiFi password was rejected.", "Check the password (it is case-sensitive) and try again."
+        "The WiFi password was rejected.",
+        "Check the password (it is case-sensitive) and try again.",
     ),
     723: Explanation(
         "The device joined the network but got no IP address (DHCP failed).",

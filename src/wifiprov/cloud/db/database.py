@@ -26,7 +26,7 @@ class DatabaseUnavailable(Exception):
 
 
 def normalize_url(url: str) -> str:
-    """Accept the URLs people write (``postgresql://``, a bare SQLite path) and pick async drivers."""
+    """Accept the URLs people write (``postgresql://``, a SQLite path); pick async drivers."""
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
@@ -54,9 +54,7 @@ class Database:
             path = self.url.split(":///", 1)[1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_async_engine(
-                self.url, connect_args={"timeout": connect_timeout}
-            )
+            self.engine = create_async_engine(self.url, connect_args={"timeout": connect_timeout})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.dialect = "postgresql"
@@ -87,7 +85,7 @@ class Database:
             await conn.run_sync(_upgrade)
 
     def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
-        """An INSERT ... ON CONFLICT (keys) DO UPDATE SET update=excluded.update for this dialect."""
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update = excluded.update, per dialect."""
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(table)
         return stmt.on_conflict_do_update(
