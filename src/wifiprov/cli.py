@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import logging
 import sys
 from pathlib import Path
@@ -217,6 +218,88 @@ def logout() -> None:
         console.print("(could not reach the cloud to revoke the session; forgetting it anyway)")
     session.clear()
     console.print("Signed out.")
+
+
+@app.command()
+def demo(
+    http: Annotated[str, typer.Option(help="HTTP API address HOST:PORT")] = "127.0.0.1:8080",
+    gateway: Annotated[str, typer.Option(help="device gateway HOST:PORT")] = "127.0.0.1:8442",
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: Ctrl-C)")
+    ] = None,
+) -> None:
+    """A cloud on a temporary SQLite database with a demo user, organization and template."""
+    import secrets
+    import tempfile
+
+    from wifiprov.cloud import accounts, templates
+    from wifiprov.cloud.app import Cloud
+    from wifiprov.cloud.settings import CloudSettings
+
+    _logging(False)
+    workdir = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))
+    password = secrets.token_urlsafe(9)
+    (workdir / "password").write_text(password + "\n")
+    (workdir / "password").chmod(0o600)
+    sign_in_body = workdir / "sign-in.json"
+    sign_in_body.write_text(json.dumps({"email": "demo@example.com", "password": password}))
+    sign_in_body.chmod(0o600)
+    settings = CloudSettings(
+        db_url=str(workdir / "cloud.sqlite3"),
+        http=_address(http, 8080, "--http") or ("127.0.0.1", 8080),
+        gateway=_address(gateway, 8442, "--gateway"),
+        public_host="127.0.0.1",
+    )
+
+    async def main() -> None:
+        cloud = await Cloud.open(settings)
+        user_id = await accounts.create_user(cloud.db, "demo@example.com", password)
+        org_id = await accounts.create_org(cloud.db, "Demo", user_id)
+        who = await accounts.authenticate(
+            cloud.db,
+            cloud.hasher,
+            await accounts.sign_in(cloud.db, cloud.hasher, "demo@example.com", password),
+        )
+        tmpl = await templates.create_template(cloud.db, who, org_id, "Demo Device")
+        ready = asyncio.Event()
+        serving = asyncio.create_task(cloud.serve(ready))
+        await ready.wait()
+        url = "http://{}:{}".format(*cloud.http_address)
+        gw_host, gw_port = cloud.gateway.addresses()[0]
+        out = Console(soft_wrap=True)
+        out.print(f"\n[bold green]wifiprov cloud demo[/] running (data in {workdir})")
+        out.print(f"  HTTP API     {url}   (OpenAPI docs: {url}/docs)")
+        out.print(f"  gateway      {gw_host}:{gw_port}   (Blynk device protocol)")
+        out.print(f"  user         demo@example.com, password in {workdir / 'password'}")
+        out.print(f"  template     {tmpl['id']} 'Demo Device' in organization {org_id}")
+        out.print("\nSign in from another terminal:")
+        out.print(
+            f"  wifiprov login --cloud {url} --email demo@example.com "
+            f"--password-file {workdir / 'password'}"
+        )
+        out.print("or with curl:")
+        out.print(
+            f"  curl -s -X POST {url}/api/auth/sign-in -H 'content-type: application/json' "
+            f"-d @{workdir / 'sign-in.json'}"
+        )
+        out.print(
+            f"then ask for a provisioning token: POST {url}/api/templates/{tmpl['id']}"
+            "/provisioning (Authorization: Bearer <token>)"
+        )
+        out.print("Stop with Ctrl-C.\n")
+        await asyncio.wait({serving}, timeout=duration)
+        cloud.http_server.should_exit = True
+        await serving
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        fail(
+            f"cannot start the demo cloud: {exc}",
+            "is something else on that port? try --http 127.0.0.1:18080 --gateway 127.0.0.1:18442",
+        )
 
 
 def _request(method: str, cloud: str, path: str, token: str | None = None, **kw: Any) -> Any:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import RunningCloud
-from tests.integration.devices import RawDevice, online_device, provisioning_token, template, until
+from tests.integration.support import RawDevice, online_device, provisioning_token, template, until
 from wifiprov.wire.blynk import Command, Status
 
 

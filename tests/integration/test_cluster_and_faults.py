@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -14,19 +13,20 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, PG_BASE, RunningCloud, _pg_admin, start_cloud, stop_cloud
-from tests.integration.devices import RawDevice, provisioning_token, template, until
+from tests.integration.support import (
+    RawDevice,
+    free_port,
+    provisioning_token,
+    template,
+    until,
+    wait_http,
+)
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire.blynk import Command, Status
 
 NATS = os.environ.get("WIFIPROV_TEST_NATS", "nats://127.0.0.1:4222")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -37,17 +37,6 @@ async def pg_db(pg_template: str) -> AsyncIterator[str]:
         yield f"{PG_BASE}/{name}"
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client, asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if (await client.get(url + "/api/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                await asyncio.sleep(0.1)
 
 
 async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
@@ -82,7 +71,7 @@ async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
             )
             nodes.append((proc, f"http://127.0.0.1:{http}", ("127.0.0.1", gw)))
         for proc, url, _ in nodes:
-            await _wait_http(url, proc)
+            await wait_http(url, lambda p=proc: p.poll() is not None)
         (_, api_a, _), (_, _, gateway_b) = nodes
         async with httpx.AsyncClient(base_url=api_a, timeout=30) as api:
             token = (

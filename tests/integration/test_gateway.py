@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import RunningCloud
-from tests.integration.devices import (
+from tests.integration.support import (
     CPP_INFO,
     RawDevice,
     online_device,

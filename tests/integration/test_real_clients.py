@@ -11,7 +11,7 @@ import BlynkLib
 import blynklib
 
 from tests.conftest import RunningCloud
-from tests.integration.devices import provisioning_token, template, until
+from tests.integration.support import provisioning_token, template, until
 
 
 def _run_until(step: Any, done: threading.Event, seconds: float) -> None:

@@ -1,10 +1,13 @@
-"""A raw Blynk device for tests: real TCP, frames from wire.blynk, every byte visible."""
+"""Test support: a raw Blynk device (real TCP, every byte visible), cloud set-up helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from tests.conftest import RunningCloud
 from wifiprov.wire import blynk
@@ -124,3 +127,21 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not await predicate():
             await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, exited: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait until a cloud process answers /api/health; fail at once if it exits instead."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        while True:
+            assert not exited(), f"the cloud process exited before serving {url}"
+            try:
+                if (await client.get(url + "/api/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)

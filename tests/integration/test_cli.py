@@ -1,0 +1,225 @@
+"""The ``wifiprov`` command as a user runs it: set-up, sign-in, failures in words, no secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+
+from tests.conftest import PASSWORD, RunningCloud
+from tests.integration.support import (
+    RawDevice,
+    free_port,
+    provisioning_token,
+    template,
+    wait_http,
+)
+
+WIFIPROV = [sys.executable, "-m", "wifiprov.cli"]
+
+
+async def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *WIFIPROV,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_cloud_init_creates_the_first_user_once(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    db = str(tmp_path / "c.sqlite3")
+    args = [
+        "cloud",
+        "init",
+        "--db",
+        db,
+        "--email",
+        "me@example.com",
+        "--org",
+        "Farm",
+        "--password-file",
+        str(tmp_path / "pw"),
+    ]
+    code, out = await run(*args)
+    assert code == 0 and "Created user me@example.com" in out, out
+    code, out = await run(*args)
+    assert code == 1 and "already exists" in out
+    (tmp_path / "short").write_text("abc\n")
+    code, out = await run(
+        "cloud",
+        "init",
+        "--db",
+        db,
+        "--email",
+        "x@example.com",
+        "--password-file",
+        str(tmp_path / "short"),
+    )
+    assert code == 1 and "at least 8 characters" in out
+    code, out = await run(
+        "cloud",
+        "init",
+        "--db",
+        db,
+        "--email",
+        "y@example.com",
+        "--hotspot-prefix",
+        "Bad!Prefix",
+        "--password-file",
+        str(tmp_path / "pw"),
+    )
+    assert code == 1 and "hotspot prefix" in out
+
+
+async def test_cloud_explains_bad_addresses_and_taken_ports(tmp_path: Path) -> None:
+    code, out = await run("cloud", "--db", str(tmp_path / "c.db"), "--http", "127.0.0.1:http")
+    assert code == 1 and "--http" in out and "must be a number" in out
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out = await run(
+            "cloud",
+            "--db",
+            str(tmp_path / "c.db"),
+            "--gateway",
+            f"127.0.0.1:{free_port()}",
+            "--http",
+            f"127.0.0.1:{port}",
+        )
+    assert code == 1 and "cannot start the cloud" in out and "address" in out
+    code, out = await run("cloud", "--db", "postgresql://postgres@127.0.0.1:1/nothing")
+    assert code == 1 and "cannot reach the database" in out
+
+
+async def test_login_keeps_a_private_session_and_logout_revokes_it(
+    cloud: RunningCloud, tmp_path: Path
+) -> None:
+    env = {"WIFIPROV_CONFIG_DIR": str(tmp_path / "config")}
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    code, out = await run(
+        "login",
+        "--cloud",
+        cloud.http_url,
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp_path / "pw"),
+        env=env,
+    )
+    assert code == 0, out
+    session = tmp_path / "config" / "session.json"
+    assert stat.S_IMODE(session.stat().st_mode) == 0o600
+    token = __import__("json").loads(session.read_text())["token"]
+    assert token not in out
+    async with cloud.client(token) as api:
+        assert (await api.get("/api/me")).status_code == 200
+    code, out = await run("logout", env=env)
+    assert code == 0 and not session.exists()
+    async with cloud.client(token) as api:
+        assert (await api.get("/api/me")).status_code == 401
+    (tmp_path / "bad").write_text("not the password\n")
+    code, out = await run(
+        "login",
+        "--cloud",
+        cloud.http_url,
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp_path / "bad"),
+        env=env,
+    )
+    assert code == 1 and "wrong e-mail or password" in out and not session.exists()
+    code, out = await run(
+        "login",
+        "--cloud",
+        f"http://127.0.0.1:{free_port()}",
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp_path / "pw"),
+        env=env,
+    )
+    assert code == 1 and "cannot reach the cloud" in out
+
+
+async def test_demo_starts_a_cloud_and_says_how_to_sign_in() -> None:
+    code, out = await run(
+        "demo",
+        "--duration",
+        "1",
+        "--http",
+        f"127.0.0.1:{free_port()}",
+        "--gateway",
+        f"127.0.0.1:{free_port()}",
+    )
+    assert code == 0, out
+    assert "demo@example.com" in out and "wifiprov login" in out and "/provisioning" in out
+
+
+async def test_no_secret_reaches_the_log(tmp_path: Path) -> None:
+    """Run a real cloud process verbosely, log in devices (good and bad), grep its log."""
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    db = str(tmp_path / "c.sqlite3")
+    code, _ = await run(
+        "cloud",
+        "init",
+        "--db",
+        db,
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp_path / "pw"),
+    )
+    assert code == 0
+    http, gw = free_port(), free_port()
+    log = (tmp_path / "cloud.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        *WIFIPROV,
+        "cloud",
+        "-v",
+        "--db",
+        db,
+        "--http",
+        f"127.0.0.1:{http}",
+        "--gateway",
+        f"127.0.0.1:{gw}",
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        await wait_http(f"http://127.0.0.1:{http}", lambda: proc.returncode is not None)
+        # The cloud under test is the separate process; these helpers only use its addresses.
+        rc = RunningCloud(None, f"http://127.0.0.1:{http}", ("127.0.0.1", gw), "", 1)  # type: ignore[arg-type]
+        async with rc.client() as api:
+            rc.owner_token = (
+                await api.post(
+                    "/api/auth/sign-in", json={"email": "owner@example.com", "password": PASSWORD}
+                )
+            ).json()["token"]
+        request = await provisioning_token(rc, await template(rc))
+        dev = await RawDevice.connect(rc.gateway)
+        assert await dev.login(request["token"]) == 200
+        dev.close()
+        bad = await RawDevice.connect(rc.gateway)
+        assert await bad.login("Q" * 32) == 9
+        await asyncio.sleep(0.3)  # let the process write its log lines
+    finally:
+        proc.terminate()
+        await proc.wait()
+        log.close()
+    text = (tmp_path / "cloud.log").read_text()
+    assert "online" in text and "invalid token" in text  # the log is not empty...
+    for secret in (request["token"], rc.owner_token, PASSWORD, "Q" * 32):
+        assert secret not in text  # ...and holds no secret
+    assert request["token"][-4:] in text  # at most the last four characters
