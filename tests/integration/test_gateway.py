@@ -235,3 +235,51 @@ async def test_events_properties_and_rtc(cloud: RunningCloud) -> None:
     assert (event.device_id, event.code, event.description) == (device_id, "overheat", "92 C")
     assert (prop.pin, prop.name, prop.value) == (1, "label", "Temperature")
     dev.close()
+
+
+async def test_a_burst_of_logins_is_checked_in_few_queries(cloud: RunningCloud) -> None:
+    from sqlalchemy import event
+
+    from wifiprov.cloud.db.schema import devices
+    from wifiprov.cloud.tokens import new_token
+
+    template_id = await template(cloud)
+    tokens = [new_token() for _ in range(200)]
+    async with cloud.cloud.db.begin() as conn:
+        await conn.execute(
+            devices.insert(),
+            [
+                {
+                    "org_id": cloud.org_id,
+                    "template_id": template_id,
+                    "name": f"d{i}",
+                    "token_hash": cloud.cloud.hasher(t),
+                    "token_last4": t[-4:],
+                    "created_at": 0.0,
+                    "info": "{}",
+                }
+                for i, t in enumerate(tokens)
+            ],
+        )
+    lookups: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM devices" in statement:
+            lookups.append(statement)
+
+    engine = cloud.cloud.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        conns = [await RawDevice.connect(cloud.gateway) for _ in tokens]
+        wrong = [await RawDevice.connect(cloud.gateway, source="127.0.0.9") for _ in range(3)]
+        statuses = await asyncio.gather(
+            *(d.login(t) for d, t in zip(conns, tokens, strict=True)),
+            *(d.login(f"{i:032d}") for i, d in enumerate(wrong)),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statuses == [Status.OK] * len(tokens) + [Status.INVALID_TOKEN] * 3
+    assert len(lookups) < len(tokens) / 4, len(lookups)
+    assert len(cloud.cloud.gateway.sessions) == len(tokens)
+    for d in conns:
+        d.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -43,35 +44,75 @@ def well_formed_token(token: bytes) -> bool:
     return TOKEN.fullmatch(token) is not None
 
 
-async def authenticate_device(
-    db: Database, hasher: TokenHasher, token: bytes, bus: Bus | None = None
-) -> DeviceAuth | None:
-    """The device behind an auth token, claiming a provisioning token on its first login.
+class DeviceLogins:
+    """Checks device logins against the database, many per query.
 
-    None means only "no such token, or it expired unclaimed, or its device was deleted" (status 9).
-    An unreachable database raises DatabaseUnavailable, never None.
+    A burst of logins (a fleet reconnecting after a restart or an outage) would otherwise cost a
+    round trip each. Requests queue up while a query is in flight and the next query takes them
+    all (up to ``batch``), so a lone login waits for one query and a burst for a few.
+    Provisioning-token claims (first logins) are rare and go one by one.
     """
-    if not well_formed_token(token):
-        return None
-    token_hash = hasher(token)
-    async with db.begin() as conn:
-        row = (
-            await conn.execute(
-                select(devices.c.id, devices.c.org_id, devices.c.template_id, devices.c.info).where(
-                    devices.c.token_hash == token_hash
-                )
+
+    def __init__(self, db: Database, hasher: TokenHasher, bus: Bus, batch: int = 500) -> None:
+        self.db, self.hasher, self.bus, self.batch = db, hasher, bus, batch
+        self._queue: list[tuple[str, asyncio.Future[DeviceAuth | None]]] = []
+        self._draining = False
+
+    async def authenticate(self, token: bytes) -> DeviceAuth | None:
+        """The device behind an auth token, claiming a provisioning token on its first login.
+
+        None means only "no such token, it expired unclaimed, or its device was deleted"
+        (status 9). An unreachable database raises DatabaseUnavailable, never None.
+        """
+        if not well_formed_token(token):
+            return None
+        token_hash = self.hasher(token)
+        future: asyncio.Future[DeviceAuth | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((token_hash, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        found = await future
+        if found is not None:
+            return found
+        claimed = await _claim(self.db, token_hash)
+        if claimed is not None:
+            await self.bus.publish(
+                claimed_subject(claimed.claimed_request or 0), {"device_id": claimed.device_id}
             )
-        ).first()
-    if row is not None:
-        return DeviceAuth(row.id, row.org_id, row.template_id, json.loads(row.info), None)
-    claimed = await _claim(db, token_hash)
-    if claimed is None:
-        return None
-    if bus is not None:
-        await bus.publish(
-            claimed_subject(claimed.claimed_request or 0), {"device_id": claimed.device_id}
-        )
-    return claimed
+        return claimed
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                try:
+                    found = await self._lookup([h for h, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for token_hash, future in batch:
+                    if not future.done():
+                        future.set_result(found.get(token_hash))
+        finally:
+            self._draining = False
+
+    async def _lookup(self, hashes: list[str]) -> dict[str, DeviceAuth]:
+        query = select(
+            devices.c.token_hash,
+            devices.c.id,
+            devices.c.org_id,
+            devices.c.template_id,
+            devices.c.info,
+        ).where(devices.c.token_hash.in_(set(hashes)))
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, json.loads(r.info), None)
+            for r in rows
+        }
 
 
 async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:

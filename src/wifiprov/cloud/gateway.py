@@ -272,6 +272,7 @@ class Gateway:
         self.connections: set[DeviceConnection] = set()
         self.sessions: dict[int, DeviceConnection] = {}
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
+        self.logins = devices.DeviceLogins(db, hasher, bus)
         self.servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._subs: list[Any] = []
@@ -327,7 +328,7 @@ class Gateway:
     async def login(self, conn: DeviceConnection, frame: Frame) -> None:
         token = frame.body.strip()
         try:
-            auth = await devices.authenticate_device(self.db, self.hasher, token, self.bus)
+            auth = await self.logins.authenticate(token)
         except DatabaseUnavailable as exc:
             log.warning("%s: login refused, database unavailable: %s", conn.address, exc)
             conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
