@@ -33,6 +33,8 @@ class Subscription(Protocol):
 
 
 class Bus(Protocol):
+    shared: bool  # whether other processes see what is published
+
     async def publish(self, subject: str, message: Message) -> None: ...
     async def subscribe(self, subject: str, handler: Handler) -> Subscription: ...
     async def close(self) -> None: ...
@@ -60,6 +62,8 @@ class _LocalSubscription:
 class LocalBus:
     """One process: handlers run on the event loop soon after publish, as they would over NATS."""
 
+    shared = False
+
     def __init__(self) -> None:
         self.handlers: dict[str, list[Handler]] = {}
 
@@ -77,6 +81,8 @@ class LocalBus:
 
 class NatsBus:
     """NATS, with every subject under ``namespace`` so clouds sharing one NATS never mix."""
+
+    shared = True
 
     def __init__(self, nc: Any, namespace: str) -> None:
         self._nc = nc

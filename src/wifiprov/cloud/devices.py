@@ -36,7 +36,7 @@ class DeviceAuth(NamedTuple):
     device_id: int
     org_id: int
     template_id: str
-    info: dict[str, str]
+    buffer_in: int | None  # as the device last reported it
     claimed_request: int | None  # set when this login claimed a provisioning token
 
 
@@ -105,13 +105,12 @@ class DeviceLogins:
             devices.c.id,
             devices.c.org_id,
             devices.c.template_id,
-            devices.c.info,
+            devices.c.buffer_in,
         ).where(devices.c.token_hash.in_(set(hashes)))
         async with self.db.begin() as conn:
             rows = (await conn.execute(query)).all()
         return {
-            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, json.loads(r.info), None)
-            for r in rows
+            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None) for r in rows
         }
 
 
@@ -158,7 +157,7 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
             .where(provisioning_requests.c.id == req.id)
             .values(device_id=device_id)
         )
-    return DeviceAuth(device_id, req.org_id, req.template_id, {}, req.id)
+    return DeviceAuth(device_id, req.org_id, req.template_id, None, req.id)
 
 
 async def save_info(db: Database, device_id: int, info: dict[str, str]) -> None:
@@ -243,7 +242,9 @@ async def erase(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
     await _command(bus, device_id, "erased")
     async with db.begin() as conn:
         await _delete_data(conn, device_id)
-        await conn.execute(update(devices).where(devices.c.id == device_id).values(info="{}"))
+        await conn.execute(
+            update(devices).where(devices.c.id == device_id).values(info="{}", buffer_in=None)
+        )
 
 
 async def _delete_data(conn: Any, device_id: int) -> None:
@@ -296,8 +297,7 @@ async def write_pin_of(
     if not values:
         raise Invalid("give at least one value")
     body = blynk.join_args(["vw", pin, *values])
-    info = json.loads(row.info)
-    buffer_in = blynk.int_or(info.get("buffer_in"), DEFAULT_BUFFER_IN, 64, 65535)
+    buffer_in = row.buffer_in or DEFAULT_BUFFER_IN
     if len(body) >= buffer_in:
         raise TooLarge(
             f"the value is {len(body)} bytes on the wire; this device accepts less than "

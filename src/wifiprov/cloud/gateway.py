@@ -199,7 +199,7 @@ class DeviceConnection(asyncio.Protocol):
             heartbeat = blynk.int_or(info.get("heartbeat"), DEFAULT_HEARTBEAT, 1, 3600)
             self.heartbeat_timeout = heartbeat * HEARTBEAT_FACTOR
             self.buffer_in = blynk.int_or(info.get("buffer_in"), self.buffer_in, 64, 65535)
-            self.gw.writer.device_info(self.device_id, info)
+            self.gw.writer.device_info(self.device_id, info, self.buffer_in)
             self.respond(frame.msg_id, Status.OK)  # blynklib waits for this reply
         elif args and args[0] == "rtc":
             self.send(blynk.encode(Command.INTERNAL, frame.msg_id, "rtc", int(time.time())))
@@ -357,16 +357,14 @@ class Gateway:
         conn.token_last4 = token[-4:].decode("ascii")
         conn.connected_at = time.time()
         conn.msg_id = 0
-        conn.buffer_in = blynk.int_or(
-            auth.info.get("buffer_in"), devices.DEFAULT_BUFFER_IN, 64, 65535
-        )
+        conn.buffer_in = auth.buffer_in or devices.DEFAULT_BUFFER_IN
         older = self.sessions.get(auth.device_id)
         if older is not None and older is not conn:
             older.close("replaced by a newer login of the same device")
         self.sessions[auth.device_id] = conn
         conn.state = State.ONLINE
         self.writer.online(auth.device_id, self.node, conn.connected_at)
-        log.info(
+        log.debug(
             "device %d: online from %s (token ...%s)%s",
             auth.device_id,
             conn.address,
@@ -374,7 +372,8 @@ class Gateway:
             " claimed a provisioning token" if auth.claimed_request else "",
         )
         conn.respond(frame.msg_id, Status.OK)
-        await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
+        if self.bus.shared:  # other nodes drop an older connection of this device
+            await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
         held, conn.held = conn.held, []
         for early in held:
             if conn.state is State.CLOSED:
@@ -386,7 +385,7 @@ class Gateway:
         if conn.device_id and self.sessions.get(conn.device_id) is conn:
             del self.sessions[conn.device_id]
             self.writer.offline(conn.device_id, self.node, conn.connected_at, time.time())
-            log.info("device %d: offline", conn.device_id)
+            log.debug("device %d: offline", conn.device_id)
 
     async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
         try:

@@ -41,7 +41,11 @@ _offline = (
     .values(online_node=None, last_seen=bindparam("t"))
 )
 _seen = update(devices).where(devices.c.id == bindparam("d")).values(last_seen=bindparam("t"))
-_info = update(devices).where(devices.c.id == bindparam("d")).values(info=bindparam("info"))
+_info = (
+    update(devices)
+    .where(devices.c.id == bindparam("d"))
+    .values(info=bindparam("info"), buffer_in=bindparam("buffer_in"))
+)
 
 
 class DeviceDataWriter:
@@ -51,7 +55,7 @@ class DeviceDataWriter:
         self.values: dict[tuple[int, int], tuple[list[str], float]] = {}
         self.properties: dict[tuple[int, int, str], str] = {}
         self.events: list[dict[str, Any]] = []
-        self.info: dict[int, str] = {}
+        self.info: dict[int, tuple[str, int | None]] = {}
         # device -> (online, node, connected_at, when): the newest presence change wins
         self.presence: dict[int, tuple[bool, str, float, float]] = {}
         self.seen: dict[int, float] = {}
@@ -76,8 +80,8 @@ class DeviceDataWriter:
             {"device_id": device_id, "code": code, "description": description, "created_at": now}
         )
 
-    def device_info(self, device_id: int, info: dict[str, str]) -> None:
-        self.info[device_id] = json.dumps(info)
+    def device_info(self, device_id: int, info: dict[str, str], buffer_in: int | None) -> None:
+        self.info[device_id] = (json.dumps(info), buffer_in)
 
     def online(self, device_id: int, node: str, connected_at: float) -> None:
         self.presence[device_id] = (True, node, connected_at, connected_at)
@@ -148,7 +152,7 @@ class DeviceDataWriter:
         values: dict[tuple[int, int], tuple[list[str], float]],
         properties: dict[tuple[int, int, str], str],
         events: list[dict[str, Any]],
-        info: dict[int, str],
+        info: dict[int, tuple[str, int | None]],
         presence: dict[int, tuple[bool, str, float, float]],
         seen: dict[int, float],
     ) -> None:
@@ -166,7 +170,8 @@ class DeviceDataWriter:
         if seen:
             batches.append((_seen, [{"d": d, "t": t} for d, t in seen.items()]))
         if info:
-            batches.append((_info, [{"d": d, "info": i} for d, i in info.items()]))
+            rows = [{"d": d, "info": i, "buffer_in": b} for d, (i, b) in info.items()]
+            batches.append((_info, rows))
         if values:
             stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
             rows = [

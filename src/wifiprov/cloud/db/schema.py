@@ -99,6 +99,8 @@ devices = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", Integer, ForeignKey("users.id")),
     Column("info", Text, nullable=False),  # JSON: what the device reported in its info message
+    # Its buff-in from that message, apart so a login need not parse the JSON.
+    Column("buffer_in", Integer),
     Column("online_node", String(64)),  # gateway node holding its connection, NULL when offline
     Column("connected_at", Float),
     Column("last_seen", Float),

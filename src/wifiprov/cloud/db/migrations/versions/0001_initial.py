@@ -90,6 +90,7 @@ def upgrade() -> None:
         _time("created_at"),
         sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id")),
         sa.Column("info", sa.Text, nullable=False),
+        sa.Column("buffer_in", sa.Integer),
         sa.Column("online_node", sa.String(64)),
         _time("connected_at", nullable=True),
         _time("last_seen", nullable=True),
