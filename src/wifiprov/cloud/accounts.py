@@ -11,7 +11,7 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from wifiprov.cloud.db import Database
+from wifiprov.cloud.db import Database, inserted_id
 from wifiprov.cloud.db.schema import memberships, organizations, sessions, users
 from wifiprov.cloud.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from wifiprov.cloud.tokens import TokenHasher, last4, new_token
@@ -72,7 +72,7 @@ async def create_user(db: Database, email: str, password: str, name: str = "") -
             )
     except IntegrityError as exc:
         raise Conflict(f"a user with e-mail {email} already exists") from exc
-    return int(result.inserted_primary_key[0])
+    return inserted_id(result)
 
 
 async def create_org(db: Database, name: str, owner_id: int, hotspot_prefix: str = "Blynk") -> int:
@@ -85,7 +85,7 @@ async def create_org(db: Database, name: str, owner_id: int, hotspot_prefix: str
                 name=name.strip(), hotspot_prefix=hotspot_prefix, created_at=time.time()
             )
         )
-        org_id = int(result.inserted_primary_key[0])
+        org_id = inserted_id(result)
         await conn.execute(
             memberships.insert().values(org_id=org_id, user_id=owner_id, role="owner")
         )

@@ -61,7 +61,6 @@ class Cloud:
             self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_server = server
         try:
             # Bind here, so a taken port is an OSError we can explain, not uvicorn's exit().

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus, claimed_subject
-from wifiprov.cloud.db import Database
+from wifiprov.cloud.db import Database, inserted_id
 from wifiprov.cloud.db.schema import (
     device_events,
     devices,
@@ -151,7 +151,7 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
                 info="{}",
             )
         )
-        device_id = int(result.inserted_primary_key[0])
+        device_id = inserted_id(result)
         await conn.execute(
             update(provisioning_requests)
             .where(provisioning_requests.c.id == req.id)

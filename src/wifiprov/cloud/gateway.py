@@ -14,6 +14,7 @@ import logging
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -235,7 +236,7 @@ class DeviceConnection(asyncio.Protocol):
         return True
 
 
-_HANDLERS = {
+_HANDLERS: dict[int, Callable[[DeviceConnection, Frame], None]] = {
     Command.PING: DeviceConnection.on_ping,
     Command.LOGIN: DeviceConnection.on_login_again,
     Command.HW_LOGIN: DeviceConnection.on_login_again,

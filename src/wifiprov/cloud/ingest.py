@@ -170,8 +170,8 @@ class DeviceDataWriter:
         if seen:
             batches.append((_seen, [{"d": d, "t": t} for d, t in seen.items()]))
         if info:
-            rows = [{"d": d, "info": i, "buffer_in": b} for d, (i, b) in info.items()]
-            batches.append((_info, rows))
+            info_rows = [{"d": d, "info": i, "buffer_in": b} for d, (i, b) in info.items()]
+            batches.append((_info, info_rows))
         if values:
             stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
             rows = [

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import Bus, claimed_subject
-from wifiprov.cloud.db import Database
+from wifiprov.cloud.db import Database, inserted_id
 from wifiprov.cloud.db.schema import provisioning_requests as requests
 from wifiprov.cloud.errors import NotFound
 from wifiprov.cloud.settings import CloudSettings
@@ -41,7 +41,7 @@ async def request_token(
                 expires_at=now + settings.provisioning_ttl,
             )
         )
-    request_id = int(result.inserted_primary_key[0])
+    request_id = inserted_id(result)
     port = settings.device_port
     port_ssl = settings.device_port_ssl
     link_params = {"token": token, "host": settings.public_host}

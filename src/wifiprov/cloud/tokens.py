@@ -56,4 +56,6 @@ class TokenHasher:
                 key = await conn.scalar(
                     select(secrets.c.value).where(secrets.c.name == "token_key")
                 )
+        if key is None:
+            raise RuntimeError("the cloud's token key could not be created")
         return cls(bytes.fromhex(key))

@@ -21,6 +21,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x77696669
 
 
+def inserted_id(result: Any) -> int:
+    """The primary key of the row an INSERT just made."""
+    key = result.inserted_primary_key
+    assert key is not None, "not the result of a single-row INSERT"
+    return int(key[0])
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached or failed mid-query; the operation changed nothing."""
 
