@@ -1,0 +1,126 @@
+"""The device's HTTP server on its access point: a small asyncio + h11 shell.
+
+It knows HTTP, not provisioning: each request is handed to ``handler(method, path, query)``,
+which returns a ``Reply``. Connections may be kept alive; a request larger than the limit is
+answered 431/414 and the connection closed. One misbehaving client never blocks another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h11
+
+log = logging.getLogger("wifiprov.device.portal")
+
+MAX_REQUEST = 8192  # bytes of request line + headers; bigger requests are refused
+IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may sit idle
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    after: Callable[[], None] | None = None  # runs once the reply is sent (e.g. a restart)
+
+
+Handler = Callable[[str, str, bytes], Awaitable[Reply]]
+
+
+class Portal:
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._serve, host, port, backlog=128)
+        address = self.server.sockets[0].getsockname()
+        return address[0], address[1]
+
+    async def close(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    @property
+    def serving(self) -> bool:
+        return self.server is not None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
+        try:
+            while True:
+                event = await self._next_event(conn, reader)
+                if isinstance(event, h11.Request):
+                    reply = await self._dispatch(event)
+                    # Drain the body (we take none) so the connection can be reused.
+                    rest = event
+                    while not isinstance(rest, (h11.EndOfMessage, h11.ConnectionClosed)):
+                        rest = await self._next_event(conn, reader)
+                        if rest is None:
+                            break
+                    writer.write(self._encode(conn, reply))
+                    await writer.drain()
+                    if reply.after is not None:
+                        reply.after()
+                if conn.our_state is h11.MUST_CLOSE or event is None:
+                    break
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                elif isinstance(event, h11.ConnectionClosed):
+                    break
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                reply = Reply(status, b'{"status":"error","msg":"Bad request"}')
+                writer.write(self._encode(conn, reply, close=True))
+        except (TimeoutError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("portal request failed")
+        finally:
+            writer.close()
+
+    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(4096), IDLE_TIMEOUT)
+                conn.receive_data(data)
+                continue
+            if event is h11.PAUSED:
+                return None
+            return event
+
+    async def _dispatch(self, request: h11.Request) -> Reply:
+        target = request.target
+        path, _, query = target.partition(b"?")
+        method = request.method.decode("ascii", "replace")
+        try:
+            return await self.handler(method, path.decode("ascii", "replace"), query)
+        except Exception:
+            log.exception("handling %s %s failed", method, path)
+            return Reply(500, b'{"status":"error","msg":"Internal error"}')
+
+    @staticmethod
+    def _encode(conn: h11.Connection, reply: Reply, close: bool = False) -> bytes:
+        headers = [
+            ("Content-Type", reply.content_type),
+            ("Content-Length", str(len(reply.body))),
+            ("Cache-Control", "no-store"),
+            *reply.headers,
+        ]
+        if close:
+            headers.append(("Connection", "close"))
+        data = conn.send(h11.Response(status_code=reply.status, headers=headers)) or b""
+        data += conn.send(h11.Data(data=reply.body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        return data
