@@ -93,8 +93,8 @@ class CloudLink:
         family, _, _, _, address = infos[0]
         try:
             self._reader, self._writer = await asyncio.open_connection(
-                address[0],
-                address[1],
+                str(address[0]),
+                int(address[1]),
                 ssl=ctx,
                 server_hostname=self.host if ctx else None,
                 family=family,

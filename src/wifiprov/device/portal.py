@@ -62,7 +62,7 @@ class Portal:
                 if isinstance(event, h11.Request):
                     reply = await self._dispatch(event)
                     # Drain the body (we take none) so the connection can be reused.
-                    rest = event
+                    rest: object = event
                     while not isinstance(rest, (h11.EndOfMessage, h11.ConnectionClosed)):
                         rest = await self._next_event(conn, reader)
                         if rest is None:

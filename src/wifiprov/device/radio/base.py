@@ -1,0 +1,230 @@
+"""The radio interface the device agent uses, whatever drives the WiFi hardware.
+
+Backends: ``sim`` (the virtual air, ``wifiprov.sim``) now; ``nm`` (NetworkManager over D-Bus,
+with DHCP and DNS on the access point from its shared mode's dnsmasq) in a later issue. Choose one
+with ``make_radio(kind, **options)``, as gpiozero chooses a pin factory.
+
+The radio reports and acts; it decides nothing: the agent's state machine owns timeouts and
+retries (it passes ``timeout`` to ``connect``) and hears about a lost link via ``on_link_lost``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from wifiprov.wire.edgent import ScanEntry
+from wifiprov.wire.errors import ProvisioningError
+
+__all__ = [
+    "AP_ADDRESS",
+    "ApInfo",
+    "ConnectError",
+    "ConnectFailure",
+    "LinkLostCallback",
+    "Radio",
+    "RadioStatus",
+    "ScanEntry",
+    "StationInfo",
+    "make_radio",
+]
+
+log = logging.getLogger(__name__)
+
+AP_ADDRESS = "192.168.4.1"  # the device's address on its own AP (Edgent's)
+
+
+class ConnectFailure(Enum):
+    """Why joining a network failed. Values are BLE Inject's ``reason`` words (PROTOCOLS.md §3);
+    ``code`` is the provisioning error code a device records as ``last_error``."""
+
+    NOT_FOUND = "not_found"
+    AUTH_FAILED = "invalid_credentials"
+    NO_ADDRESS = "no_ip_assigned"
+    TIMEOUT = "timeout"
+    OTHER = "generic"
+
+    @property
+    def code(self) -> ProvisioningError:
+        return _CODES[self]
+
+
+_CODES = {
+    ConnectFailure.NOT_FOUND: ProvisioningError.NETWORK_NOT_FOUND,  # 720
+    ConnectFailure.AUTH_FAILED: ProvisioningError.AUTH_FAILED,  # 722
+    ConnectFailure.NO_ADDRESS: ProvisioningError.NO_ADDRESS,  # 723
+    ConnectFailure.TIMEOUT: ProvisioningError.NETWORK_TIMEOUT,  # 701
+    ConnectFailure.OTHER: ProvisioningError.NETWORK_OTHER,  # 704
+}
+
+
+class ConnectError(Exception):
+    """``Radio.connect`` failed; ``failure`` says why, ``code`` is its provisioning error code."""
+
+    def __init__(self, failure: ConnectFailure, detail: str = "") -> None:
+        super().__init__(detail or failure.name.lower().replace("_", " "))
+        self.failure = failure
+
+    @property
+    def code(self) -> ProvisioningError:
+        return self.failure.code
+
+
+@dataclass(frozen=True)
+class ApInfo:
+    """The access point the device opened.
+
+    ``portal_bind`` is where the agent binds its portal: ``(AP_ADDRESS, 80)`` on a real radio;
+    a sim radio gives a loopback address (port 0: any free port), and the agent then tells it the
+    bound address with ``Radio.publish_portal``."""
+
+    ssid: str
+    bssid: str
+    address: str = AP_ADDRESS
+    portal_bind: tuple[str, int] = (AP_ADDRESS, 80)
+    secured: bool = False  # has a passphrase
+    captive: bool = False  # DNS answers every name with ``address``
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    """The network the station joined."""
+
+    ssid: bytes
+    bssid: str
+    ip: str
+    rssi: int
+    channel: int
+
+
+@dataclass(frozen=True)
+class RadioStatus:
+    ap: ApInfo | None = None
+    station: StationInfo | None = None
+    ap_clients: int = 0  # stations on our AP (the agent's "no client left" rule)
+
+    @property
+    def ap_up(self) -> bool:
+        return self.ap is not None
+
+    @property
+    def connected(self) -> bool:
+        return self.station is not None
+
+
+LinkLostCallback = Callable[[str], object]  # called with a reason, for the log
+
+
+class Radio(ABC):
+    """One WiFi radio: a station that joins networks, and an access point for provisioning.
+
+    Methods are called one at a time (the agent serializes them). Backends call
+    ``_link_lost(reason)`` when a joined network goes away."""
+
+    def __init__(self) -> None:
+        self._link_lost_callbacks: list[LinkLostCallback] = []
+
+    @property
+    @abstractmethod
+    def station_mac(self) -> str:
+        """MAC of the station interface (lower case, ``aa:bb:cc:dd:ee:ff``)."""
+
+    @property
+    @abstractmethod
+    def ap_mac(self) -> str:
+        """MAC (BSSID) of the access point."""
+
+    @property
+    @abstractmethod
+    def ap_and_station(self) -> bool:
+        """True when the AP stays up while the station connects (the newer Edgent shows the
+        result live); False when ``connect`` takes the AP down and ``start_ap`` the station."""
+
+    @abstractmethod
+    async def scan(self) -> list[ScanEntry]:
+        """Networks in range, strongest first. Hidden networks come with ``ssid=b""`` and
+        ``hidden=True``, as radios see their beacons."""
+
+    @abstractmethod
+    async def start_ap(
+        self, ssid: str, passphrase: str | None = None, *, captive: bool = False
+    ) -> ApInfo:
+        """Open (or reopen) the access point ``ssid`` at 192.168.4.1/24, open when ``passphrase``
+        is None. A real radio also serves DHCP on it, and DNS answering ``blynk.setup`` (every
+        name when ``captive``) with 192.168.4.1."""
+
+    async def publish_portal(self, host: str, port: int) -> None:  # noqa: B027 (optional hook)
+        """The agent's portal listens at ``host:port``. A sim radio publishes it so that sim
+        phones reach it; on a real radio clients reach ``ApInfo.portal_bind`` and this does
+        nothing."""
+
+    @abstractmethod
+    async def stop_ap(self) -> None:
+        """Close the access point (nothing happens when it is closed)."""
+
+    @abstractmethod
+    async def connect(
+        self,
+        ssid: bytes,
+        password: str,
+        *,
+        identity: str = "",
+        hidden: bool = False,
+        timeout: float,
+    ) -> StationInfo:
+        """Join ``ssid`` (leaving any network joined before) within ``timeout`` seconds, or raise
+        ``ConnectError``. ``hidden``: probe for it directly (a network that hides its SSID is
+        otherwise not found). ``identity``: for WPA2-Enterprise."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Leave the network (no link-lost callback: the agent asked for it)."""
+
+    @abstractmethod
+    async def status(self) -> RadioStatus: ...
+
+    def on_link_lost(self, callback: LinkLostCallback) -> Callable[[], None]:
+        """Call ``callback(reason)`` when the station loses a network it joined; returns a
+        function that removes the callback."""
+        self._link_lost_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._link_lost_callbacks:
+                self._link_lost_callbacks.remove(callback)
+
+        return remove
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the radio: close the AP, leave the network."""
+
+    def _link_lost(self, reason: str) -> None:
+        for callback in list(self._link_lost_callbacks):
+            try:
+                callback(reason)
+            except Exception:
+                log.exception("link-lost callback %r failed", callback)
+
+
+RADIO_KINDS = ("sim", "nm")
+
+
+def make_radio(kind: str, **options: Any) -> Radio:
+    """The radio backend ``kind`` built with ``options``.
+
+    ``sim``: ``SimRadio`` options (``air`` may be an ``Air`` or its folder, ``device_id``, ...).
+    ``nm``: not yet, it comes with the NetworkManager backend issue."""
+    if kind == "sim":
+        from wifiprov.device.radio.sim import SimRadio
+
+        return SimRadio(**options)
+    if kind == "nm":
+        raise NotImplementedError(
+            "the NetworkManager radio backend ('nm') comes with a later issue "
+            "(radio: NetworkManager backend, with DHCP and DNS on the AP); use the 'sim' radio"
+        )
+    raise ValueError(f"unknown radio {kind!r}: choose one of {', '.join(RADIO_KINDS)}")

@@ -1,0 +1,213 @@
+"""The device agent on the sim radio against the real cloud: provisioning as a phone does it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import RunningCloud
+from tests.integration.support import provisioning_token, template
+from wifiprov.device import machine as sm
+from wifiprov.device.agent import Agent, AgentConfig
+from wifiprov.device.machine import State
+from wifiprov.device.radio.sim import SimRadio
+from wifiprov.device.store import ConfigStore
+from wifiprov.sim.air import Air
+from wifiprov.sim.phone import SimPhone
+
+HOME = "Home WiFi"
+PASSWORD = "correct horse"
+
+
+class Rig:
+    def __init__(self, cloud: RunningCloud, air: Air, agent: Agent, store: ConfigStore) -> None:
+        self.cloud, self.air, self.agent, self.store = cloud, air, agent, store
+        self.phone = SimPhone(air)
+
+    async def portal(self) -> httpx.AsyncClient:
+        url = await self.phone.join(self.agent.ap_name, timeout=10)
+        return httpx.AsyncClient(base_url=url, timeout=10)
+
+    async def until_state(self, *states: State, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while self.agent.state not in states:
+                await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def rig(cloud: RunningCloud, tmp_path: Path) -> AsyncIterator[Rig]:
+    air = Air(tmp_path / "air")
+    air.add_network(HOME, PASSWORD, rssi=-40)
+    air.add_network("Neighbour", "whatever123", rssi=-80)
+    tid = await template(cloud, name="Thermostat")
+    settings = sm.Settings(
+        net_timeout=3,
+        cloud_timeout=3,
+        retry_base=0.05,
+        retry_max=0.2,
+        config_timeout=2,
+        ap_linger=0.5,
+    )
+    config = AgentConfig(
+        template_id=tid,
+        template_name="Thermostat",
+        vendor="Acme",
+        host="127.0.0.1",
+        port=cloud.gateway[1],
+        port_ssl=None,
+        machine=settings,
+    )
+    store = ConfigStore(tmp_path / "device.json")
+    radio = SimRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
+    agent = Agent(config, radio, store)
+    task = asyncio.create_task(agent.run())
+    try:
+        yield Rig(cloud, air, agent, store)
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 10)
+        await radio.close()
+        air.close()
+
+
+def config_query(token: str, ssid: str = HOME, password: str = PASSWORD, **extra: str) -> str:
+    params = {
+        "ssid": ssid,
+        "pass": password,
+        "blynk": token,
+        "host": "",
+        "port": "",
+        "port_ssl": "",
+        **extra,
+    }
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+
+
+async def test_provisioning_end_to_end(rig: Rig) -> None:
+    assert rig.agent.ap_name == "Acme Thermostat-W8FH"
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        info = (await portal.get("/board_info.json")).json()
+        assert info["tmpl_id"] == rig.agent.config.template_id and info["board"] == "Thermostat"
+        assert info["ssid"] == "Acme Thermostat-W8FH" and info["last_error"] == 0
+        assert rig.agent.state is State.CONFIGURING
+        scan = (await portal.get("/wifi_scan.json")).json()
+        assert [n["ssid"] for n in scan] == [HOME, "Neighbour"]
+        reply = await portal.get("/config?" + config_query(request["token"]))
+        assert reply.status_code == 200
+        assert reply.content == b'{"status":"ok","msg":"Trying to connect..."}'
+        await rig.until_state(State.RUNNING)
+        status = (await portal.get("/status.json")).json()  # the AP lingers: seen live
+        assert status["state"] == "RUNNING" and status["last_error"] == 0
+    async with rig.cloud.client(rig.cloud.owner_token) as api:
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        assert claim["status"] == "claimed"
+        device = (await api.get(f"/api/devices/{claim['device_id']}")).json()
+        assert device["online"] and device["info"]["template_id"] == rig.agent.config.template_id
+    stored = rig.store.load().config
+    assert stored.is_configured and stored.networks[0].ssid == HOME.encode()
+    assert stored.token == request["token"]
+
+
+@pytest.mark.parametrize(
+    "setup,code",
+    [
+        ("wrong-password", 722),
+        ("not-found", 720),
+        ("dhcp", 723),
+    ],
+)
+async def test_failed_provisioning_returns_to_ap_with_the_code(
+    rig: Rig, setup: str, code: int
+) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    ssid, password = HOME, PASSWORD
+    if setup == "wrong-password":
+        password = "not the password"
+    elif setup == "not-found":
+        ssid = "Nowhere"
+    else:
+        rig.air.set_faults(rig.air.networks()[0].id, dhcp_fail=True)
+    async with await rig.portal() as portal:
+        await portal.get("/board_info.json")
+        reply = await portal.get("/config?" + config_query(request["token"], ssid, password))
+        assert reply.status_code == 200
+        await rig.until_state(State.WAIT_CONFIG)
+        info = (await portal.get("/board_info.json")).json()
+        assert info["last_error"] == code
+        status = (await portal.get("/status.json")).json()
+        assert status["last_error"] == code and status["last_error_text"]
+    assert not rig.store.load().config.is_configured
+
+
+async def test_unknown_token_gives_703_and_cloud_unreachable_702(rig: Rig) -> None:
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query("Z" * 32))
+        await rig.until_state(State.WAIT_CONFIG)
+        assert (await portal.get("/board_info.json")).json()["last_error"] == 703
+        await portal.get("/config?" + config_query("Z" * 32, port="1"))
+        await rig.until_state(State.CONNECTING_CLOUD)
+        await rig.until_state(State.WAIT_CONFIG)
+        assert (await portal.get("/board_info.json")).json()["last_error"] == 702
+
+
+async def test_bad_config_is_refused_with_a_detail_and_changes_nothing(rig: Rig) -> None:
+    async with await rig.portal() as portal:
+        for query, param in [
+            (config_query("short"), "blynk"),
+            (config_query("A" * 32, ssid=""), "ssid"),
+            (config_query("A" * 32, password="short"), "pass"),
+            (config_query("A" * 32) + "&ssid=again", "ssid"),
+            (config_query("A" * 32, ip="300.1.1.1"), "ip"),
+        ]:
+            reply = await portal.get("/config?" + query)
+            assert reply.status_code == 500
+            body = reply.json()
+            assert body["status"] == "error" and body["msg"] == "Configuration invalid"
+            assert body["detail"].startswith(param), body
+        huge = await portal.get("/config?" + "x" * 5000)
+        assert huge.status_code == 500
+    assert rig.agent.state in (State.WAIT_CONFIG, State.CONFIGURING)
+    assert not rig.store.path.exists()
+
+
+async def test_reconfigure_from_the_cloud_and_resume(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    async with rig.cloud.client(rig.cloud.owner_token) as api:
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        assert (await api.post(f"/api/devices/{claim['device_id']}/reconfigure")).status_code == 202
+    await rig.until_state(State.WAIT_CONFIG)
+    assert rig.store.load().config.is_configured  # kept
+    await rig.until_state(State.RUNNING, timeout=10)  # config timeout (2 s here): resumes
+
+
+async def test_setup_page_takes_the_token_from_its_url(rig: Rig) -> None:
+    async with await rig.portal() as portal:
+        page = (await portal.get("/?token=" + "T" * 32)).text
+    assert 'value="' + "T" * 32 + '"' in page and HOME in page
+    assert "Acme Thermostat-W8FH" in page
+
+
+async def test_link_loss_retries_without_opening_the_ap(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    await asyncio.sleep(0.6)  # the AP lingers 0.5 s after success, then closes
+    assert rig.air.aps() == []
+    home = rig.air.networks()[0]
+    rig.air.remove_network(home.id)
+    await rig.until_state(State.RETRY_WAIT, State.CONNECTING_NET)
+    await asyncio.sleep(0.5)
+    assert rig.air.aps() == []  # retrying, never back to AP mode
+    rig.air.add_network(HOME, PASSWORD)
+    await rig.until_state(State.RUNNING, timeout=10)
+
