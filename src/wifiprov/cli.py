@@ -322,6 +322,19 @@ def _request(method: str, cloud: str, path: str, token: str | None = None, **kw:
     return reply.json() if reply.content else None
 
 
+def _register_subcommands() -> None:
+    from wifiprov.bench.cli import bench_app
+    from wifiprov.device.cli import device
+    from wifiprov.sim.cli import air_app
+
+    app.command(name="device")(device)
+    app.add_typer(air_app, name="air", help="List and edit the simulated WiFi air.")
+    app.add_typer(bench_app, name="bench", help="Load generators; results in docs/benchmarks.md.")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 

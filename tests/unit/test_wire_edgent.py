@@ -621,3 +621,14 @@ def test_password_rejected(password: str, security: str | None) -> None:
         check_password(password, security)
     assert info.value.param == "pass"
     assert len(info.value.reason.split()) >= 3
+
+
+def test_a_plain_port_alone_means_plain_tcp_not_the_default_tls_port() -> None:
+    defaults = ConfigDefaults(host="cloud.local", port=8442, port_ssl=8441)
+    token = "A" * 32
+    only_plain = parse_config_query(f"ssid=x&blynk={token}&port=1234".encode(), defaults)
+    assert (only_plain.port, only_plain.port_ssl) == (1234, None)
+    both = parse_config_query(f"ssid=x&blynk={token}&port=1&port_ssl=2".encode(), defaults)
+    assert (both.port, both.port_ssl) == (1, 2)
+    neither = parse_config_query(f"ssid=x&blynk={token}&port=&port_ssl=".encode(), defaults)
+    assert (neither.port, neither.port_ssl) == (8442, 8441)

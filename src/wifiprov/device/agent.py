@@ -138,6 +138,9 @@ class Agent:
             if panel_task is not None:
                 panel_task.cancel()
 
+    def reset_from_button(self) -> None:
+        self.dispatch(sm.ResetConfig("button held 10 s"))
+
     def stop(self) -> None:
         self._stopped.set()
 

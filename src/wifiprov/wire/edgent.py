@@ -339,6 +339,11 @@ def parse_config_query(query: bytes, defaults: ConfigDefaults) -> DeviceConfig:
         )
     port = _port(args, "port")
     port_ssl = _port(args, "port_ssl")
+    if port_ssl is None and port is not None:
+        # A plain port and no TLS port: the sender means plain TCP there, not our default TLS.
+        ssl_default = None
+    else:
+        ssl_default = defaults.port_ssl
     static = _static(args)
     identity, eap = _enterprise(args)
     return DeviceConfig(
@@ -347,7 +352,7 @@ def parse_config_query(query: bytes, defaults: ConfigDefaults) -> DeviceConfig:
         token=token,
         host=host,
         port=defaults.port if port is None else port,  # Edgent: empty keeps the default
-        port_ssl=defaults.port_ssl if port_ssl is None else port_ssl,
+        port_ssl=ssl_default if port_ssl is None else port_ssl,
         interface=interface,
         save=_text(args, "save").lower() in ("1", "true"),
         ip=static["ip"],
