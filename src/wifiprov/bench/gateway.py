@@ -200,11 +200,13 @@ def postgres_cpu() -> dict[int, float]:
     return found
 
 
-def machine_busy_seconds() -> float:
+def machine_seconds() -> tuple[float, float, float]:
+    """CPU seconds of the whole machine: (processes, interrupts, steal). Interrupt time is mostly
+    loopback networking done in softirq; steal is what the hypervisor gave to other guests."""
     with open("/proc/stat") as f:
         parts = f.readline().split()
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in parts[1:9])
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    return (user + nice + system) / CLK_TCK, (irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
 @dataclass
@@ -214,7 +216,7 @@ class CpuSnapshot:
     gateway_main: float  # the gateway's main thread (its event loop)
     workers: float
     bench: float
-    machine: float
+    machine: tuple[float, float, float]
     postgres: dict[int, float] | None
 
 
@@ -228,8 +230,8 @@ def cpu_delta(a: CpuSnapshot, b: CpuSnapshot) -> dict[str, float | None]:
             v for p, v in a.postgres.items() if p not in b.postgres
         )
     gateway, generator, bench = b.gateway - a.gateway, b.workers - a.workers, b.bench - a.bench
-    machine = b.machine - a.machine
-    other = machine - gateway - generator - bench - (database or 0.0)
+    processes, interrupts, steal = (y - x for x, y in zip(a.machine, b.machine, strict=True))
+    other = processes - gateway - generator - bench - (database or 0.0)
     return {
         "wall_s": round(wall, 3),
         "gateway_s": round(gateway, 2),
@@ -237,8 +239,10 @@ def cpu_delta(a: CpuSnapshot, b: CpuSnapshot) -> dict[str, float | None]:
         "generator_s": round(generator, 2),
         "database_s": None if database is None else round(database, 2),
         "bench_s": round(bench, 2),
-        "machine_s": round(machine, 2),
-        "other_s": round(max(other, 0.0), 2),  # anything else on the machine: interference
+        "machine_s": round(processes + interrupts + steal, 2),
+        "other_s": round(max(other, 0.0), 2),  # other processes on the machine: interference
+        "interrupts_s": round(interrupts, 2),
+        "steal_s": round(steal, 2),
         "gateway_util": round(gateway / wall, 3) if wall > 0 else None,
     }
 
@@ -789,6 +793,8 @@ class Worker:
                 await asyncio.wait_for(ready, timeout)
             finally:
                 loop.remove_reader(fd)
+            # uvloop's add_reader leaves the pipe non-blocking; a big message arrives in parts.
+            os.set_blocking(fd, True)
         return self.chan.recv()
 
     async def wait_go(self) -> dict[str, Any]:
@@ -1035,7 +1041,7 @@ class WorkerPool:
                 i = self.chans.index(chan)
                 try:
                     msg_phase, data = chan.recv()  # type: ignore[union-attr]
-                except EOFError:
+                except (EOFError, OSError):
                     raise BenchError(f"generator worker {i} died "
                                      f"(exit code {self.procs[i].exitcode})") from None
                 if msg_phase == "error":
@@ -1123,7 +1129,7 @@ class Bench:
             gateway_main=thread_cpu_seconds(pid).get(pid, 0.0),
             workers=sum(cpu_seconds(pid) or 0.0 for pid in self.pool.pids),
             bench=time.process_time(),
-            machine=machine_busy_seconds(),
+            machine=machine_seconds(),
             postgres=postgres_cpu() if self.cfg.db == "postgres" else None,
         )
 

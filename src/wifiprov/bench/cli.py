@@ -1,0 +1,270 @@
+"""``wifiprov bench``: load generators for wifiprov's own services."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+bench_app = typer.Typer(help="Load generators (benchmarks) for wifiprov's services.",
+                        no_args_is_help=True, add_completion=False)
+# Wide enough for the table when the output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True)
+
+
+class DbKind(StrEnum):
+    sqlite = "sqlite"
+    postgres = "postgres"
+
+
+@bench_app.callback()
+def bench() -> None:
+    """Load generators (benchmarks) for wifiprov's services."""
+
+
+@bench_app.command("gateway")
+def gateway(
+    db: Annotated[DbKind, typer.Option(help="database of the cloud under test (created fresh, "
+                                            "removed afterwards)")] = DbKind.sqlite,
+    pg_url: Annotated[str, typer.Option(help="PostgreSQL server (loopback only); the bench "
+                                             "creates and drops its own database there")]
+    = "postgresql://postgres@127.0.0.1:5432",
+    devices: Annotated[int, typer.Option(help="devices for hold and relogin")] = 10_000,
+    ingest_devices: Annotated[int, typer.Option(help="devices sending data in ingest")] = 1_000,
+    claims: Annotated[int, typer.Option(help="first logins with provisioning tokens")] = 1_000,
+    hold_seconds: Annotated[float, typer.Option(help="how long hold keeps devices connected")]
+    = 30.0,
+    ingest_seconds: Annotated[float, typer.Option(help="how long ingest sends")] = 10.0,
+    workers: Annotated[int, typer.Option(help="generator processes")] = 2,
+    concurrency: Annotated[int, typer.Option(help="logins in flight per generator process")]
+    = 500,
+    scenarios: Annotated[str, typer.Option(help="comma-separated subset of "
+                                                "hold,relogin,claim,ingest")]
+    = "hold,relogin,claim,ingest",
+    tls: Annotated[bool, typer.Option("--tls", help="devices connect over TLS (a throw-away CA "
+                                                    "made with trustme)")] = False,
+    uvloop: Annotated[bool, typer.Option("--uvloop", help="run the generator processes on "
+                                                          "uvloop (if installed): less of the "
+                                                          "shared CPU goes to the generator")]
+    = False,
+    ingest_batch: Annotated[int, typer.Option(help="HARDWARE frames per write in ingest")] = 50,
+    ingest_window: Annotated[int, typer.Option(help="unanswered batches per connection")] = 2,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write every figure to FILE")]
+    = None,
+    gateway_log: Annotated[Path | None, typer.Option(help="keep the gateway's log here")] = None,
+    profile: Annotated[Path | None, typer.Option(help="record the gateway with py-spy during "
+                                                      "each scenario into DIR")] = None,
+) -> None:
+    """Start a cloud on a fresh database and load its device gateway over loopback TCP."""
+    from wifiprov.bench.gateway import SCENARIOS, Bench, BenchConfig, write_json
+
+    chosen = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown or not chosen:
+        _fail(f"unknown scenario(s) {', '.join(unknown) or '(none)'}; choose from "
+              f"{','.join(SCENARIOS)}")
+    for name, value, lo, hi in (
+        ("--devices", devices, 1, 250_000), ("--ingest-devices", ingest_devices, 1, 250_000),
+        ("--claims", claims, 1, 250_000), ("--workers", workers, 1, 64),
+        ("--concurrency", concurrency, 1, 10_000), ("--ingest-batch", ingest_batch, 1, 1000),
+        ("--ingest-window", ingest_window, 1, 100),
+    ):
+        if not lo <= value <= hi:
+            _fail(f"{name} must be within {lo}..{hi}")
+    if not 1 <= hold_seconds <= 3600 or not 1 <= ingest_seconds <= 600:
+        _fail("--hold-seconds must be within 1..3600 and --ingest-seconds within 1..600")
+    if uvloop:
+        try:
+            import uvloop as _uvloop  # noqa: F401
+        except ImportError:
+            _fail("--uvloop needs the uvloop package", "pip install uvloop")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    biggest = max(devices if {"hold", "relogin"} & set(chosen) else 0,
+                  ingest_devices if "ingest" in chosen else 0,
+                  claims if "claim" in chosen else 0)
+    if biggest + 200 > hard:
+        _fail(f"{biggest} connections need more open files than the hard limit {hard} allows "
+              "the gateway", "raise it (ulimit -Hn) or use fewer devices")
+    cfg = BenchConfig(
+        db=db.value, pg_url=pg_url, devices=devices, ingest_devices=ingest_devices,
+        claims=claims, hold_seconds=hold_seconds, ingest_seconds=ingest_seconds,
+        workers=workers, concurrency=concurrency, scenarios=chosen, tls=tls, uvloop=uvloop,
+        ingest_batch=ingest_batch, ingest_window=ingest_window, gateway_log=gateway_log,
+        profile_dir=profile,
+    )
+    # Ctrl-C and kill both end the run in order (gateway, workers, database), even when the
+    # shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
+    bench_run = Bench(cfg, say=lambda text: err.print(f"[dim]bench:[/] {text}", soft_wrap=True))
+    interrupted = False
+    try:
+        report = bench_run.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        report = bench_run.report
+        report["errors"].append("interrupted")
+    console.print(render(report))
+    _print_profiles(report)
+    problems = [f"{name}: {p}" for name, r in report["scenarios"].items()
+                for p in r.get("problems", [])]
+    for line in report["errors"] + problems:
+        err.print(f"[bold red]problem:[/] {line}")
+    if json_file is not None:
+        write_json(report, json_file)
+        err.print(f"figures written to {json_file}")
+    if interrupted:
+        raise typer.Exit(130)
+    if report["errors"] or problems:
+        raise typer.Exit(1)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, todo: str = "") -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    if todo:
+        err.print(f"  {todo}")
+    raise typer.Exit(2)
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def _cpu(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "-"
+    db = "in gateway" if c["database_s"] is None else f"{c['database_s']:.1f} s"
+    util = c.get("gateway_util") or 0.0
+    main = c.get("gateway_main_thread_s")
+    threads = ""
+    if main is not None and c["gateway_s"] - main > 0.05 * max(c["gateway_s"], 0.1):
+        threads = f", {main:.1f} s in its event loop thread"
+    text = (f"gateway {c['gateway_s']:.1f} s ({util * 100:.0f}% of a core{threads}), generator "
+            f"{c['generator_s']:.1f} s, database {db}; {c['wall_s']:.1f} s wall")
+    if c["other_s"] > 0.1 * max(c["wall_s"], 1):
+        text += f"; [yellow]other processes {c['other_s']:.1f} s[/]"
+    if c.get("steal_s", 0) > 0.1 * max(c["wall_s"], 1):
+        text += f"; [yellow]hypervisor steal {c['steal_s']:.1f} s[/]"
+    return text
+
+
+def _mark(met: bool | None) -> str:
+    if met is None:
+        return " (n/a at this scale)"
+    return " [green]met[/]" if met else " [red]not met[/]"
+
+
+def _latency(r: dict[str, Any]) -> str:
+    return f"p50 {_n(r['p50_ms'], 1)} ms, p99 {_n(r['p99_ms'], 1)} ms, max {_n(r['max_ms'], 1)} ms"
+
+
+def render(report: dict[str, Any]) -> Table:
+    from wifiprov.bench.gateway import TARGETS
+
+    cfg = report["config"]
+    env = report["environment"]
+    source = env.get("source", {})
+    title = (f"wifiprov gateway bench: {cfg['db']}{' + TLS' if cfg['tls'] else ''}, "
+             f"{cfg['workers']} generator processes{' (uvloop)' if cfg.get('uvloop') else ''}, "
+             f"{env['cpus']} CPUs; cloud source "
+             f"{source.get('sha256', '?')} (changed {source.get('newest_change', '?')})")
+    table = Table(title=title, show_lines=False)
+    table.add_column("Scenario", style="bold")
+    table.add_column("Measure")
+    table.add_column("Value")
+    table.add_column("Target")
+    for name, r in report["scenarios"].items():
+        if "error" in r or "cpu" not in r:
+            error = str(r.get("error", "incomplete")).splitlines()
+            table.add_row(name, "error", error[0] if error else "", "")
+            table.add_section()
+            continue
+        if name == "hold":
+            lg = r["login"]
+            table.add_row(name, "devices held", f"{_n(r['alive_at_end'])} of {_n(r['devices'])} "
+                          f"answer after {r['hold_seconds']:g} s; {r['closed_by_server']} closed "
+                          "by the gateway", TARGETS["hold"] + _mark(r.get("target_met")))
+            table.add_row("", "handshake (login + info)",
+                          f"{_n(lg['ok'])} ok, {lg['failed']} failed, {_n(lg['per_s'])}/s; "
+                          + _latency(lg), "")
+            table.add_row("", "heartbeat pings",
+                          f"{_n(r['ping_replies'])} of {_n(r['pings'])} answered; p50 "
+                          f"{_n(r['ping_p50_ms'], 1)} ms, p99 {_n(r['ping_p99_ms'], 1)} ms, "
+                          f"max {_n(r['ping_max_ms'], 1)} ms", "")
+            table.add_row("", "online in database", _n(r["online_in_db"]), "")
+            mib = [None if v is None else v / 1024 for v in
+                   (r["rss_before_kib"], r["rss_logged_in_kib"], r["rss_holding_max_kib"])]
+            table.add_row("", "gateway RSS",
+                          f"{_n(mib[0], 1)} MiB before, {_n(mib[1], 1)} MiB logged in, "
+                          f"{_n(mib[2], 1)} MiB max holding; "
+                          f"{_n(r['rss_per_connection_kib'], 1)} KiB per connection", "")
+            table.add_row("", "CPU, logging in", _cpu(r["cpu_login"]), "")
+            table.add_row("", "CPU, holding", _cpu(r["cpu_hold"]), "")
+        elif name in ("relogin", "claim"):
+            what = "re-logins" if name == "relogin" else "claims (first logins)"
+            table.add_row(name, what, f"{_n(r['ok'])} of {_n(r['attempts'])} in "
+                          f"{_n(r['seconds'], 2)} s = [bold]{_n(r['per_s'])}/s[/]",
+                          TARGETS[name] + _mark(r.get("target_met")) if name in TARGETS else "")
+            table.add_row("", "latency (connect to 200)", _latency(r), "")
+            if r["failed"]:
+                table.add_row("", "failures", str(r["failures"]), "")
+            if name == "claim":
+                table.add_row("", "claimed in database", _n(r["claimed_in_db"]), "")
+            table.add_row("", "CPU", _cpu(r["cpu"]), "")
+        elif name == "ingest":
+            table.add_row(name, "vw messages",
+                          f"{_n(r['messages'])} from {_n(r['connections'])} devices in "
+                          f"{_n(r['seconds'], 2)} s = [bold]{_n(r['messages_per_s'])}/s[/]",
+                          TARGETS["ingest"] + _mark(r.get("target_met")))
+            table.add_row("", "pipelining", f"{r['batch']} frames + 1 PING per write, "
+                          f"{r['window']} writes in flight per connection; {r['pings']:,} "
+                          f"PINGs, {r['errors']} errors, {r['lost']} lost", "")
+            db = r["db"]
+            table.add_row("", "stored pin values",
+                          f"{_n(db['values_matching'])} of {_n(db['values_expected'])} last "
+                          f"values in pin_values ({_n(db['devices_with_rows'])} devices)", "")
+            table.add_row("", "CPU", _cpu(r["cpu"]), "")
+        table.add_section()
+    setup = report.get("setup", {})
+    if setup:
+        table.add_row("setup", "populate / gateway start",
+                      f"{setup.get('populate_s', '-')} s / {setup.get('gateway_start_s', '-')} s",
+                      "")
+    return table
+
+
+def _print_profiles(report: dict[str, Any]) -> None:
+    for name, r in report["scenarios"].items():
+        profile = r.get("profile")
+        if not profile or not profile.get("samples"):
+            continue
+        table = Table(title=f"gateway profile, {name}: {profile['samples']} samples in "
+                      f"{profile['file']}")
+        table.add_column("%", justify="right")
+        table.add_column("innermost function")
+        table.add_column("%", justify="right")
+        table.add_column("innermost package")
+        own, packages = profile["own"], profile["packages"]
+        for i in range(min(max(len(own), len(packages)), 12)):
+            a = own[i] if i < len(own) else ["", ""]
+            b = packages[i] if i < len(packages) else ["", ""]
+            table.add_row(str(a[1]), str(a[0]), str(b[1]), str(b[0]))
+        console.print(table)
