@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
 
 from wifiprov import session
 
@@ -25,7 +23,20 @@ cloud_app = typer.Typer(
     help="Run the cloud (HTTP API + device gateway), or set it up.", invoke_without_command=True
 )
 app.add_typer(cloud_app, name="cloud")
-console = Console(stderr=True)
+
+
+class _LazyConsole:
+    """rich's Console, created on first use (importing rich costs memory a device can't spare)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from rich.console import Console
+
+        global console
+        console = Console(stderr=True)  # type: ignore[assignment]
+        return getattr(console, name)
+
+
+console: Any = _LazyConsole()
 
 
 def fail(message: str, todo: str = "") -> None:
@@ -270,6 +281,8 @@ def demo(
         await ready.wait()
         url = "http://{}:{}".format(*cloud.http_address)
         gw_host, gw_port = cloud.gateway.addresses()[0]
+        from rich.console import Console
+
         out = Console(soft_wrap=True)
         out.print(f"\n[bold green]wifiprov cloud demo[/] running (data in {workdir})")
         out.print(f"  HTTP API     {url}   (OpenAPI docs: {url}/docs)")
@@ -307,6 +320,8 @@ def demo(
 
 
 def _request(method: str, cloud: str, path: str, token: str | None = None, **kw: Any) -> Any:
+    import httpx
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         reply = httpx.request(method, cloud.rstrip("/") + path, headers=headers, timeout=70, **kw)
@@ -322,21 +337,41 @@ def _request(method: str, cloud: str, path: str, token: str | None = None, **kw:
     return reply.json() if reply.content else None
 
 
-def _register_subcommands() -> None:
-    from wifiprov.bench.cli import bench_app
-    from wifiprov.device.cli import device
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def device(ctx: typer.Context) -> None:
+    """Run the device agent (see `wifiprov device --help`)."""
+    from wifiprov.device.cli import main as device_main
+
+    raise typer.Exit(device_main(ctx.args))
+
+
+def _add_air() -> None:
     from wifiprov.sim.cli import air_app
 
-    app.command(name="device")(device)
     app.add_typer(air_app, name="air", help="List and edit the simulated WiFi air.")
+
+
+def _add_bench() -> None:
+    from wifiprov.bench.cli import bench_app
+
     app.add_typer(bench_app, name="bench", help="Load generators; results in docs/benchmarks.md.")
 
 
-_register_subcommands()
+# Commands whose modules load only when they run, so each command imports only what it uses.
+LAZY = {"air": _add_air, "bench": _add_bench}
 
 
 def main() -> None:
+    """The console script. ``wifiprov device`` skips typer altogether (see device/cli.py)."""
+    wanted = sys.argv[1] if len(sys.argv) > 1 else ""
+    for name, add in LAZY.items():
+        if wanted in ("", name) or wanted not in LAZY:
+            add()
     app()
+
 
 
 if __name__ == "__main__":

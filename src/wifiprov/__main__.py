@@ -1,0 +1,17 @@
+"""``wifiprov`` / ``python -m wifiprov``: the device agent without the CLI framework's weight."""
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "device":
+        from wifiprov.device.cli import main as device_main
+
+        sys.exit(device_main(sys.argv[2:]))
+    from wifiprov.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
