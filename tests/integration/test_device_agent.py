@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningCloud
-from tests.integration.support import provisioning_token, template
+from tests.integration.support import provisioning_token, template, until
 from wifiprov.device import machine as sm
 from wifiprov.device.agent import Agent, AgentConfig
 from wifiprov.device.machine import State
@@ -183,7 +183,13 @@ async def test_reconfigure_from_the_cloud_and_resume(rig: Rig) -> None:
         await rig.until_state(State.RUNNING)
     async with rig.cloud.client(rig.cloud.owner_token) as api:
         claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
-        assert (await api.post(f"/api/devices/{claim['device_id']}/reconfigure")).status_code == 202
+        device_url = f"/api/devices/{claim['device_id']}"
+
+        async def online() -> bool:  # presence is written behind the login by up to a flush
+            return bool((await api.get(device_url)).json()["online"])
+
+        await until(online)
+        assert (await api.post(f"{device_url}/reconfigure")).status_code == 202
     await rig.until_state(State.WAIT_CONFIG)
     assert rig.store.load().config.is_configured  # kept
     await rig.until_state(State.RUNNING, timeout=10)  # config timeout (2 s here): resumes
@@ -211,3 +217,83 @@ async def test_link_loss_retries_without_opening_the_ap(rig: Rig) -> None:
     rig.air.add_network(HOME, PASSWORD)
     await rig.until_state(State.RUNNING, timeout=10)
 
+
+async def test_user_code_gets_writes_and_sends_values(rig: Rig) -> None:
+    got: list[tuple[int, list[str]]] = []
+    rig.agent.on_write(3)(lambda pin, values: got.append((pin, values)))
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+    await rig.until_state(State.RUNNING)
+    async with rig.cloud.client(rig.cloud.owner_token) as api:
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        device_id = claim["device_id"]
+        await api.put(f"/api/devices/{device_id}/pins/3", json={"value": "42"})
+        async with asyncio.timeout(5):
+            while not got:
+                await asyncio.sleep(0.01)
+        assert got == [(3, ["42"])]
+        rig.agent.virtual_write(4, "hello")
+        async with asyncio.timeout(5):
+            while (await api.get(f"/api/devices/{device_id}/pins")).json().get("V4") != ["hello"]:
+                await asyncio.sleep(0.05)
+
+
+async def test_save_keeps_the_config_before_the_first_login(rig: Rig) -> None:
+    async with await rig.portal() as portal:
+        reply = await portal.get("/config?" + config_query("Z" * 32, save="1"))
+        assert reply.content == b'{"status":"ok","msg":"Configuration saved"}'
+    stored = rig.store.load().config
+    assert stored.token == "Z" * 32 and stored.networks[0].ssid == HOME.encode()
+
+
+async def test_reboot_restarts_the_agent_from_its_store(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+        await portal.get("/reboot")
+    await rig.until_state(State.CONNECTING_NET, State.CONNECTING_CLOUD, State.RUNNING)
+    await rig.until_state(State.RUNNING)  # came back up from the stored configuration
+
+
+async def test_reset_from_the_portal_and_the_button_erase(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    assert rig.store.load().config.is_configured
+    rig.agent.reset_from_button()
+    await rig.until_state(State.WAIT_CONFIG)
+    async with asyncio.timeout(5):
+        while rig.store.path.exists():
+            await asyncio.sleep(0.01)
+    async with await rig.portal() as portal:
+        reply = await portal.get("/reset")
+        assert reply.content == b'{"status":"ok","msg":"Configuration reset"}'
+
+
+async def test_concurrent_config_requests_leave_one_consistent_attempt(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        replies = await asyncio.gather(
+            portal.get("/config?" + config_query(request["token"], password="wrong password 1")),
+            portal.get("/config?" + config_query(request["token"])),
+            portal.get("/config?" + config_query("bad")),
+        )
+    assert sorted(r.status_code for r in replies) == [200, 200, 500]
+    await rig.until_state(State.RUNNING, State.WAIT_CONFIG)
+    stored = rig.store.load()
+    assert stored.problem is None  # whatever happened, the file is whole
+
+
+async def test_requests_after_the_ap_closed_are_refused(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    url = await rig.phone.join(rig.agent.ap_name)
+    async with httpx.AsyncClient(base_url=url, timeout=5) as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+        await asyncio.sleep(0.7)  # the AP lingers 0.5 s
+        with pytest.raises(httpx.ConnectError):
+            await portal.get("/config?" + config_query("Z" * 32))
+    assert rig.store.load().config.token == request["token"]

@@ -38,6 +38,7 @@ class Portal:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self.server = await asyncio.start_server(self._serve, host, port, backlog=128)
@@ -45,9 +46,12 @@ class Portal:
         return address[0], address[1]
 
     async def close(self) -> None:
+        """Stop listening and drop every connection, as an access point going down does."""
         server, self.server = self.server, None
         if server is not None:
             server.close()
+            for writer in list(self._clients):
+                writer.transport.abort()
             await server.wait_closed()
 
     @property
@@ -56,6 +60,7 @@ class Portal:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
+        self._clients.add(writer)
         try:
             while True:
                 event = await self._next_event(conn, reader)
@@ -87,6 +92,7 @@ class Portal:
         except Exception:
             log.exception("portal request failed")
         finally:
+            self._clients.discard(writer)
             writer.close()
 
     async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> object:
