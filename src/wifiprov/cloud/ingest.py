@@ -60,7 +60,7 @@ class DeviceDataWriter:
         self.presence: dict[int, tuple[bool, str, float, float]] = {}
         self.seen: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one flush at a time: flush() is a barrier
 
     # --- called by the gateway, never blocking ---
     def pin(self, device_id: int, pin: int, values: list[str], now: float) -> None:
@@ -129,6 +129,11 @@ class DeviceDataWriter:
                 log.exception("flushing device data failed")
 
     async def flush(self) -> None:
+        """Write everything received so far (waiting for a flush already under way)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         values, self.values = self.values, {}
         properties, self.properties = self.properties, {}
         events, self.events = self.events, []
