@@ -297,3 +297,40 @@ async def test_requests_after_the_ap_closed_are_refused(rig: Rig) -> None:
         with pytest.raises(httpx.ConnectError):
             await portal.get("/config?" + config_query("Z" * 32))
     assert rig.store.load().config.token == request["token"]
+
+
+async def test_classic_radio_drops_the_ap_and_reports_through_last_error(
+    cloud: RunningCloud, tmp_path: Path
+) -> None:
+    air = Air(tmp_path / "air")
+    air.add_network(HOME, PASSWORD)
+    tid = await template(cloud, name="Classic")
+    config = AgentConfig(
+        template_id=tid,
+        template_name="Classic",
+        host="127.0.0.1",
+        port=cloud.gateway[1],
+        port_ssl=None,
+        machine=sm.Settings(net_timeout=3, cloud_timeout=3),
+    )
+    radio = SimRadio(air, "classic-1", ap_and_station=False)
+    agent = Agent(config, radio, ConfigStore(tmp_path / "store.json"))
+    task = asyncio.create_task(agent.run())
+    try:
+        phone = SimPhone(air)
+        url = await phone.join(agent.ap_name)
+        async with httpx.AsyncClient(base_url=url, timeout=5) as portal:
+            info = (await portal.get("/board_info.json")).json()
+            assert info["ap_sta"] is False  # board info says the AP goes down while connecting
+            await portal.get("/config?" + config_query("Z" * 32, password="wrong password"))
+        async with asyncio.timeout(10):  # the AP closes, then comes back with the error
+            while agent.state is not State.WAIT_CONFIG or agent.last_error == 0:
+                await asyncio.sleep(0.01)
+        url = await phone.join(agent.ap_name)
+        async with httpx.AsyncClient(base_url=url, timeout=5) as portal:
+            assert (await portal.get("/board_info.json")).json()["last_error"] == 722
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 10)
+        await radio.close()
+        air.close()

@@ -107,3 +107,38 @@ async def test_link_rejects_an_untrusted_certificate(tmp_path: Path) -> None:
         assert failure.value.code == 702  # TLS accepted; the silent server never answers login
     finally:
         server.close()
+
+
+async def test_link_follows_a_redirect(cloud: RunningCloud) -> None:
+    request = await provisioning_token(cloud, await template(cloud))
+    link = CloudLink(settings(request["token"], cloud.gateway[1]))
+    await link.open(timeout=5)
+    serving = asyncio.create_task(link.run())
+    async with cloud.client(cloud.owner_token) as api:
+        device_id = (await api.get(f"/api/provisioning/{request['id']}")).json()["device_id"]
+
+        async def online() -> bool:
+            return bool((await api.get(f"/api/devices/{device_id}")).json()["online"])
+
+        await until(online)
+        # Send it to the same gateway under another address: it must log in again there.
+        reply = await api.post(
+            f"/api/devices/{device_id}/redirect",
+            json={"host": "localhost", "port": cloud.gateway[1]},
+        )
+        assert reply.status_code == 202
+        async with asyncio.timeout(5):
+            while link.host != "localhost":
+                await asyncio.sleep(0.01)
+        await until(online)
+    assert not serving.done()
+    link.virtual_write(9, "after redirect")
+    async with cloud.client(cloud.owner_token) as api:
+
+        async def stored() -> bool:
+            pins = (await api.get(f"/api/devices/{device_id}/pins")).json()
+            return bool(pins.get("V9") == ["after redirect"])
+
+        await until(stored)
+    await link.close()
+    await asyncio.wait_for(serving, 5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -391,7 +392,18 @@ class Agent:
         return Reply(200, edgent.CONFIGURATION_RESET)
 
     async def _reboot(self, query: bytes) -> Reply:
+        """Edgent reboots the board; we restart the agent, or the host only when allowed."""
+        if self.config.allow_host_reboot:
+            return Reply(200, b"", after=self._reboot_host)
         return Reply(200, b"", after=self.restart)
+
+    def _reboot_host(self) -> None:
+        log.info("rebooting the host (allow_host_reboot is set)")
+        try:
+            subprocess.Popen(["systemctl", "reboot"], stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            log.warning("cannot reboot the host (%s): restarting the agent instead", exc)
+            self.restart()
 
     async def _status(self, query: bytes) -> Reply:
         what = explain(self.last_error)
