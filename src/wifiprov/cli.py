@@ -361,15 +361,25 @@ def _add_bench() -> None:
 
 
 # Commands whose modules load only when they run, so each command imports only what it uses.
+def _add_provisioner() -> None:
+    from wifiprov.provisioner.cli import register
+
+    register(app)
+
+
 LAZY = {"air": _add_air, "bench": _add_bench}
+PROVISIONER = ("provision", "devices", "reconfigure", "erase", "delete", "rename")
 
 
 def main() -> None:
     """The console script. ``wifiprov device`` skips typer altogether (see device/cli.py)."""
     wanted = sys.argv[1] if len(sys.argv) > 1 else ""
+    everything = wanted not in LAZY and wanted not in PROVISIONER
     for name, add in LAZY.items():
-        if wanted in ("", name) or wanted not in LAZY:
+        if everything or wanted == name:
             add()
+    if everything or wanted in PROVISIONER:
+        _add_provisioner()
     app()
 
 

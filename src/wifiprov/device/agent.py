@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from wifiprov import __version__
 from wifiprov.device import machine as sm
@@ -99,6 +100,7 @@ class Agent:
         self._stopped = asyncio.Event()
         self._restart = False
         self.ready = asyncio.Event()  # set once the first state after boot is entered
+        self._state_changed = asyncio.Event()  # set (and replaced) at every state change
 
     # --- the user's API ---
     def on_write(self, pin: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -175,6 +177,7 @@ class Agent:
 
     # --- events in, actions out ---
     def dispatch(self, event: sm.Event) -> None:
+        before = self.machine.state
         for action in self.machine.handle(event):
             if isinstance(action, sm.Log):
                 log.info("%s", action.line)
@@ -191,6 +194,9 @@ class Agent:
                 self._effects.put_nowait(action)
         if self.panel is not None:
             self.panel.show(self.machine.state.value)
+        if self.machine.state is not before:
+            self._state_changed.set()
+            self._state_changed = asyncio.Event()
         self.ready.set()
 
     def _start_timer(self, name: str, seconds: float) -> None:
@@ -406,6 +412,19 @@ class Agent:
             self.restart()
 
     async def _status(self, query: bytes) -> Reply:
+        """Extension: the live state. ``?state=S&wait=N`` long-polls: it answers as soon as the
+        state is no longer S (or after N seconds, at most 30)."""
+        params = parse_qs(query.decode("ascii", "replace"))
+        seen = params.get("state", [""])[0]
+        try:
+            wait = min(30.0, max(0.0, float(params.get("wait", ["0"])[0])))
+        except ValueError:
+            wait = 0.0
+        if seen == self.machine.state.value and wait > 0:
+            try:
+                await asyncio.wait_for(self._state_changed.wait(), wait)
+            except TimeoutError:
+                pass
         what = explain(self.last_error)
         body = {
             "state": self.machine.state.value,

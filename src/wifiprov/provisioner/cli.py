@@ -1,0 +1,250 @@
+"""Terminal front end: ``wifiprov provision`` and the device commands (list, rename, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.prompt import Prompt
+from rich.table import Table
+
+from wifiprov import session
+from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
+from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
+
+out = Console()
+err = Console(stderr=True)
+
+
+class TerminalPrompts:
+    def choose(self, question: str, options: list[str]) -> str:
+        for i, option in enumerate(options, 1):
+            err.print(f"  {i}. {option}")
+        while True:
+            answer = Prompt.ask(question, console=err)
+            if answer.isdigit() and 1 <= int(answer) <= len(options):
+                return options[int(answer) - 1]
+            if answer in options:
+                return answer
+            err.print(f"  type a number from 1 to {len(options)}")
+
+    def text(self, question: str, default: str = "", secret: bool = False) -> str:
+        return Prompt.ask(question, console=err, default=default or None, password=secret) or ""
+
+
+def _fail(what: str, todo: str = "") -> None:
+    err.print(f"[bold red]error:[/] {what}")
+    if todo:
+        err.print(f"  {todo}")
+    raise typer.Exit(1)
+
+
+def _cloud(cloud: str | None) -> CloudClient:
+    saved = session.load()
+    if saved is None:
+        _fail("not signed in", "run `wifiprov login --cloud URL --email YOU` first")
+        raise AssertionError
+    return CloudClient(cloud or saved["cloud"], saved["token"])
+
+
+def _wifi(kind: str, air: Path | None) -> Any:
+    if kind != "sim":
+        _fail(f"phone WiFi backend '{kind}' is not available yet", "use --wifi sim")
+    from wifiprov.provisioner.wifi.sim import SimPhoneWifi
+    from wifiprov.sim.air import Air, default_directory
+
+    return SimPhoneWifi(Air(air or default_directory()))
+
+
+def provision(
+    template: Annotated[str | None, typer.Option(help="template id or name")] = None,
+    device: Annotated[str | None, typer.Option(help="the device's access point name")] = None,
+    ssid: Annotated[str | None, typer.Option(help="the network the device should join")] = None,
+    hidden: Annotated[bool, typer.Option(help="the network hides its name")] = False,
+    password_file: Annotated[
+        Path | None, typer.Option(help="file holding the network's password")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="name for the device")] = None,
+    save: Annotated[bool, typer.Option(help="ask the device to save at once (Edgent save=1)")] = (
+        False
+    ),
+    wifi: Annotated[str, typer.Option(help="phone WiFi backend: sim")] = "sim",
+    air: Annotated[Path | None, typer.Option(help="sim: the air's folder")] = None,
+    cloud: Annotated[str | None, typer.Option(help="cloud URL (default: the saved session)")] = (
+        None
+    ),
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the device")] = 90.0,
+    json_events: Annotated[bool, typer.Option("--json", help="JSON lines, one per event")] = (
+        False
+    ),
+) -> None:
+    """Provision a device in setup mode: network, password and a cloud token, then name it."""
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            _fail(f"cannot read the password file: {exc}")
+    interactive = sys.stdin.isatty() and not json_events
+    choices = Choices(
+        template=template,
+        device=device,
+        ssid=ssid,
+        password=password,
+        hidden=hidden,
+        name=name,
+        save=save,
+    )
+
+    def show(event: Event) -> None:
+        if json_events:
+            print(
+                json.dumps(
+                    {
+                        "step": event.step,
+                        "message": event.message,
+                        "elapsed": event.elapsed,
+                        **_public(event.data),
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            err.print(f"[dim]{event.elapsed:6.2f}s[/] {event.message}")
+
+    async def main() -> dict[str, Any]:
+        async with _cloud(cloud) as client:
+            flow = Provisioner(
+                client,
+                _wifi(wifi, air),
+                show,
+                TerminalPrompts() if interactive else None,
+                online_timeout=timeout,
+            )
+            while True:
+                try:
+                    return await flow.run(choices)
+                except ProvisioningFailed as exc:
+                    if not (interactive and exc.code in RETRYABLE):
+                        raise
+                    err.print(f"[bold red]{exc.what}[/] {exc.todo}")
+                    if Prompt.ask("Try again?", choices=["y", "n"], console=err) != "y":
+                        raise
+                    choices.ssid = choices.password = None  # ask again
+
+    try:
+        result = asyncio.run(main())
+    except ProvisioningFailed as exc:
+        if json_events:
+            print(
+                json.dumps(
+                    {"step": "failed", "message": exc.what, "todo": exc.todo, "code": exc.code}
+                ),
+                flush=True,
+            )
+        _fail(exc.what, exc.todo)
+        return
+    except CloudRequestFailed as exc:
+        _fail(f"the cloud said: {exc}")
+        return
+    if not json_events:
+        out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) is online.")
+
+
+RETRYABLE = {700, 701, 720, 722, 723}
+
+
+def _public(data: dict[str, Any]) -> dict[str, Any]:
+    """Event data for --json, without anything secret."""
+    return {k: v for k, v in data.items() if k not in ("token", "password")}
+
+
+# --- device commands ---
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except CloudRequestFailed as exc:
+        _fail(f"the cloud said: {exc}")
+
+
+def devices(
+    cloud: Annotated[str | None, typer.Option(help="cloud URL (default: the saved session)")] = (
+        None
+    ),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List your devices with their online state."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with _cloud(cloud) as client:
+            return await client.devices()
+
+    rows = _run(main())
+    if json_out:
+        print(json.dumps(rows))
+        return
+    table = Table("id", "name", "template", "online", "firmware", "token")
+    for d in rows:
+        table.add_row(
+            str(d["id"]),
+            d["name"],
+            d["template_id"],
+            "[green]online[/]" if d["online"] else "offline",
+            d["info"].get("firmware_version", ""),
+            "…" + d["token_last4"],
+        )
+    out.print(table)
+
+
+def _device_command(verb: str, doc: str) -> Any:
+    def command(
+        device_id: Annotated[int, typer.Argument(help="device id (see `wifiprov devices`)")],
+        cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
+    ) -> None:
+        async def main() -> None:
+            async with _cloud(cloud) as client:
+                await getattr(client, verb)(device_id)
+
+        _run(main())
+        out.print(f"{verb}: done for device {device_id}")
+
+    command.__doc__ = doc
+    return command
+
+
+reconfigure = _device_command(
+    "reconfigure", "Tell an online device to go back to setup mode (keeps its configuration)."
+)
+erase = _device_command("erase", "Erase all device data (values, events, reported info).")
+delete = _device_command("delete", "Delete a device: its token stops working at once.")
+
+
+def rename(
+    device_id: Annotated[int, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+    cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
+) -> None:
+    """Rename a device."""
+
+    async def main() -> dict[str, Any]:
+        async with _cloud(cloud) as client:
+            return await client.rename(device_id, name)
+
+    device = _run(main())
+    out.print(f"device {device_id} is now '{device['name']}'")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(provision)
+    app.command()(devices)
+    app.command()(reconfigure)
+    app.command()(erase)
+    app.command()(delete)
+    app.command()(rename)

@@ -1,0 +1,351 @@
+"""The provisioning steps as a UI-agnostic sequence that emits events.
+
+``Provisioner.run`` does what Blynk's app does: pick the template, find the device's access
+point, read its board info, pick the network, get a provisioning token from the cloud, send the
+configuration, follow the device live where it keeps its AP up, return to the normal network, wait
+(long poll) for the cloud to see the device, and name it. Each step emits an ``Event``; answers
+come from ``Choices`` (flags) or, when missing, from ``Prompts`` (the terminal). Every failure is
+a ``ProvisioningFailed`` with what happened and what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import httpx
+
+from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
+from wifiprov.provisioner.wifi.base import JoinFailed, PhoneWifi
+from wifiprov.wire.errors import explain
+
+RUNNING = "RUNNING"
+AP_STATES = ("WAIT_CONFIG", "CONFIGURING")
+
+
+@dataclass
+class Event:
+    step: str
+    message: str
+    elapsed: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Choices:
+    """Answers given up front (flags); None means "ask" (or fail when nobody can be asked)."""
+
+    template: str | None = None  # template id or name
+    device: str | None = None  # the device's AP name
+    ssid: str | None = None
+    password: str | None = None
+    hidden: bool = False
+    name: str | None = None
+    save: bool = False
+
+
+class Prompts(Protocol):
+    def choose(self, question: str, options: list[str]) -> str: ...
+    def text(self, question: str, default: str = "", secret: bool = False) -> str: ...
+
+
+class ProvisioningFailed(Exception):
+    def __init__(self, what: str, todo: str, code: int | None = None) -> None:
+        super().__init__(what)
+        self.what, self.todo, self.code = what, todo, code
+
+    @classmethod
+    def from_code(cls, code: int) -> ProvisioningFailed:
+        words = explain(code)
+        return cls(words.what, words.todo, code)
+
+
+class Provisioner:
+    def __init__(
+        self,
+        cloud: CloudClient,
+        wifi: PhoneWifi,
+        emit: Callable[[Event], None],
+        prompts: Prompts | None = None,
+        *,
+        online_timeout: float = 90.0,
+    ) -> None:
+        self.cloud, self.wifi, self.prompts, self._emit = cloud, wifi, prompts, emit
+        self.online_timeout = online_timeout
+        self._started = time.monotonic()
+
+    def emit(self, step: str, message: str, **data: Any) -> None:
+        self._emit(Event(step, message, round(time.monotonic() - self._started, 3), data))
+
+    def ask_choice(self, question: str, options: list[str], flag: str) -> str:
+        if self.prompts is None:
+            raise ProvisioningFailed(f"{question}: no answer given", f"pass {flag}")
+        return self.prompts.choose(question, options)
+
+    def ask_text(self, question: str, flag: str, secret: bool = False, default: str = "") -> str:
+        if self.prompts is None:
+            raise ProvisioningFailed(f"{question}: no answer given", f"pass {flag}")
+        return self.prompts.text(question, default, secret)
+
+    # --- the steps ---
+    async def run(self, choices: Choices) -> dict[str, Any]:
+        self._started = time.monotonic()
+        template, prefix = await self.pick_template(choices)
+        ap = await self.find_device(choices, prefix)
+        portal = await self.join(ap)
+        async with httpx.AsyncClient(base_url=portal, timeout=15) as device:
+            info = await self.board_info(device, template)
+            ssid, password = await self.pick_network(device, choices)
+            request = await self.cloud_token(template)
+            await self.send_config(device, request, ssid, password, choices.save)
+            if info.get("ap_sta"):
+                await self.follow(device)
+        await self.wifi.leave()
+        self.emit("leave", "back on the normal network")
+        device_id = await self.wait_online(request, ap)
+        return await self.name(device_id, choices)
+
+    async def pick_template(self, choices: Choices) -> tuple[dict[str, Any], str]:
+        found: list[tuple[dict[str, Any], str]] = []
+        for org in await self.cloud.organizations():
+            for t in await self.cloud.templates(org["id"]):
+                found.append((t, org["hotspot_prefix"]))
+        if not found:
+            raise ProvisioningFailed(
+                "your organizations have no templates",
+                "create one first (POST /api/orgs/{org}/templates)",
+            )
+        if choices.template:
+            match = [f for f in found if choices.template in (f[0]["id"], f[0]["name"])]
+            if not match:
+                names = ", ".join(f"{t['name']} ({t['id']})" for t, _ in found)
+                raise ProvisioningFailed(
+                    f"no template '{choices.template}'", f"choose one of: {names}"
+                )
+            template, prefix = match[0]
+        elif len(found) == 1:
+            template, prefix = found[0]
+        else:
+            labels = [f"{t['name']} ({t['id']})" for t, _ in found]
+            picked = self.ask_choice("Which template?", labels, "--template")
+            template, prefix = found[labels.index(picked)]
+        self.emit(
+            "template",
+            f"template {template['name']} ({template['id']})",
+            template_id=template["id"],
+        )
+        return template, prefix
+
+    async def find_device(self, choices: Choices, prefix: str) -> str:
+        aps = await self.wifi.access_points()
+        if choices.device:
+            if choices.device not in aps:
+                raise ProvisioningFailed(
+                    f"no access point named '{choices.device}' is in range",
+                    "check the device is in setup mode (its LED blinks blue; hold its button "
+                    "10 s to reset it) and close to you",
+                )
+            ap = choices.device
+        else:
+            candidates = [a for a in aps if a.startswith(prefix + " ")]
+            if not candidates:
+                raise ProvisioningFailed(
+                    f"no device in setup mode found (looking for access points named '{prefix} …')",
+                    "power the device on and wait for its LED to blink blue, or hold its "
+                    "button 10 s to put it back in setup mode",
+                )
+            ap = (
+                candidates[0]
+                if len(candidates) == 1
+                else self.ask_choice("Which device?", candidates, "--device")
+            )
+        self.emit("find", f"found device '{ap}'", device=ap)
+        return ap
+
+    async def join(self, ap: str) -> str:
+        try:
+            portal = await self.wifi.join(ap)
+        except JoinFailed as exc:
+            raise ProvisioningFailed(
+                f"could not join the device's network: {exc}",
+                "move closer to the device and try again",
+            ) from None
+        self.emit("join", f"joined '{ap}'", portal=portal)
+        return portal
+
+    async def _get(self, device: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
+        try:
+            return await device.get(path, params=params or None)
+        except httpx.HTTPError as exc:
+            raise ProvisioningFailed(
+                f"the device did not answer {path}: {exc}",
+                "check you are still on the device's network",
+            ) from None
+
+    async def board_info(self, device: httpx.AsyncClient, template: dict[str, Any]) -> Any:
+        info = (await self._get(device, "/board_info.json")).json()
+        if info.get("tmpl_id") != template["id"]:
+            raise ProvisioningFailed(
+                f"this device is a '{info.get('board')}' (template {info.get('tmpl_id')}), "
+                f"not a '{template['name']}' ({template['id']})",
+                "choose the device's own template (--template), or another device",
+            )
+        self.emit(
+            "board_info",
+            f"device firmware {info.get('fw_ver')}, board '{info.get('board')}'",
+            info=info,
+        )
+        if info.get("last_error"):
+            words = explain(int(info["last_error"]))
+            self.emit(
+                "last_error", f"an earlier attempt failed: {words.what}", code=info["last_error"]
+            )
+        return info
+
+    async def pick_network(self, device: httpx.AsyncClient, choices: Choices) -> tuple[str, str]:
+        networks = (await self._get(device, "/wifi_scan.json")).json()
+        networks = [n for n in networks if n.get("ssid")]
+        self.emit("scan", f"the device sees {len(networks)} network(s)", networks=networks)
+        ssid = choices.ssid
+        if ssid is None:
+            labels = [f"{n['ssid']}  ({n['sec']}, {n['rssi']} dBm)" for n in networks]
+            hidden = "Another (hidden) network…"
+            picked = self.ask_choice("Which network?", [*labels, hidden], "--ssid")
+            if picked == hidden:
+                ssid = self.ask_text("Network name", "--ssid")
+            else:
+                ssid = networks[labels.index(picked)]["ssid"]
+        elif not choices.hidden and ssid not in {n["ssid"] for n in networks}:
+            raise ProvisioningFailed(
+                f"the device does not see a network named '{ssid}'",
+                "check the name (it is case-sensitive) and that the network is in range; for a "
+                "hidden network pass --hidden",
+            )
+        password = choices.password
+        if password is None:
+            password = self.ask_text(f"Password for '{ssid}'", "--password-file", secret=True)
+        return ssid, password
+
+    async def cloud_token(self, template: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = await self.cloud.provisioning_token(template["id"])
+        except CloudRequestFailed as exc:
+            raise ProvisioningFailed(
+                f"the cloud refused a provisioning token: {exc}",
+                "ask an owner or admin for the provisioning right",
+            ) from None
+        self.emit(
+            "token",
+            f"provisioning token …{request['token'][-4:]} (valid 15 min)",
+            request_id=request["id"],
+        )
+        return request
+
+    async def send_config(
+        self,
+        device: httpx.AsyncClient,
+        request: dict[str, Any],
+        ssid: str,
+        password: str,
+        save: bool,
+    ) -> None:
+        params = {
+            "ssid": ssid,
+            "pass": password,
+            "blynk": request["token"],
+            "host": request["host"],
+            "port": request["port"] or "",
+            "port_ssl": request["port_ssl"] or "",
+        }
+        if save:
+            params["save"] = "1"
+        try:
+            reply = await device.get("/config?" + urlencode(params))
+        except httpx.HTTPError as exc:
+            raise ProvisioningFailed(
+                f"the device did not take the configuration: {exc}",
+                "rejoin the device's network and try again",
+            ) from None
+        if reply.status_code != 200:
+            try:
+                detail = reply.json().get("detail") or reply.json().get("msg")
+            except ValueError:
+                detail = reply.text
+            raise ProvisioningFailed(
+                f"the device refused the configuration: {detail}", "correct it and try again", 700
+            )
+        self.emit("config", f"configuration sent; the device joins '{ssid}'")
+
+    async def follow(self, device: httpx.AsyncClient) -> None:
+        """Watch the device connect (it keeps its AP up): long-poll ``/status.json``."""
+        state = "CONNECTING_NET"
+        deadline = time.monotonic() + self.online_timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = await device.get("/status.json", params={"state": state, "wait": 10})
+            except httpx.HTTPError:
+                return  # the AP went away: the outcome comes from the cloud (or last_error)
+            if reply.status_code != 200:
+                return  # an Edgent device without our extension
+            status = reply.json()
+            if status["state"] != state:
+                state = status["state"]
+                self.emit("progress", PROGRESS.get(state, state), state=state)
+            if state == RUNNING:
+                return
+            if state in AP_STATES and status.get("last_error"):
+                raise ProvisioningFailed.from_code(int(status["last_error"]))
+
+    async def wait_online(self, request: dict[str, Any], ap: str) -> int:
+        self.emit("wait", "waiting for the device to come online")
+        deadline = time.monotonic() + self.online_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            status = await self.cloud.wait_for_claim(request["id"], min(left, 30))
+            if status["status"] == "claimed":
+                self.emit("online", "the device is online", device_id=status["device_id"])
+                return int(status["device_id"])
+            if status["status"] == "expired":
+                break
+        raise await self.diagnose(ap)
+
+    async def diagnose(self, ap: str) -> ProvisioningFailed:
+        """The device did not come online: rejoin its AP and read why (``last_error``)."""
+        self.emit("diagnose", "the device did not come online; asking it why")
+        try:
+            portal = await self.wifi.join(ap)
+            async with httpx.AsyncClient(base_url=portal, timeout=10) as device:
+                info = (await device.get("/board_info.json")).json()
+        except (JoinFailed, httpx.HTTPError, ValueError):
+            return ProvisioningFailed(
+                "the device did not come online and is not back in setup mode",
+                "it may still be trying: wait a minute, check `wifiprov devices`; otherwise "
+                "hold its button 10 s and provision again",
+            )
+        finally:
+            await self.wifi.leave()
+        code = int(info.get("last_error") or 0)
+        if code:
+            return ProvisioningFailed.from_code(code)
+        return ProvisioningFailed(
+            "the device is back in setup mode without an error code", "try again"
+        )
+
+    async def name(self, device_id: int, choices: Choices) -> dict[str, Any]:
+        current = await self.cloud.device(device_id)
+        name = choices.name
+        if name is None:
+            name = self.ask_text("Name the device", "--name", default=current["name"])
+        device = await self.cloud.rename(device_id, name) if name != current["name"] else current
+        self.emit("done", f"device '{device['name']}' is online", device=device)
+        return device
+
+
+PROGRESS = {
+    "CONNECTING_NET": "the device is joining the network",
+    "CONNECTING_CLOUD": "the device joined the network; connecting to the cloud",
+    "RUNNING": "the device is connected to the cloud",
+    "RETRY_WAIT": "the device is retrying",
+}
