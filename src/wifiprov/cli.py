@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import logging
 import sys
 from pathlib import Path
@@ -235,88 +234,44 @@ def logout() -> None:
     console.print("Signed out.")
 
 
+fail_ = fail  # the demo's --fail option shadows the name
+
+
 @app.command()
 def demo(
-    http: Annotated[str, typer.Option(help="HTTP API address HOST:PORT")] = "127.0.0.1:8080",
-    gateway: Annotated[str, typer.Option(help="device gateway HOST:PORT")] = "127.0.0.1:8442",
-    duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: Ctrl-C)")
+    fail: Annotated[
+        str | None,
+        typer.Option(help="show a failure first: wrong-password, not-found or no-dhcp"),
     ] = None,
+    http: Annotated[str, typer.Option(help="HTTP API address (port 0: any free)")] = (
+        "127.0.0.1:0"
+    ),
+    gateway: Annotated[str, typer.Option(help="device gateway address")] = "127.0.0.1:0",
 ) -> None:
-    """A cloud on a temporary SQLite database with a demo user, organization and template."""
-    import secrets
-    import tempfile
+    """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
+    from wifiprov.demo import FAILURES, run_demo
 
-    from wifiprov.cloud import accounts, templates
-    from wifiprov.cloud.app import Cloud
-    from wifiprov.cloud.settings import CloudSettings
+    if fail is not None and fail not in FAILURES:
+        fail_message = f"--fail must be one of {', '.join(FAILURES)}"
+        fail_(fail_message)
+    logging.basicConfig(level=logging.WARNING)
 
-    _logging(False)
-    workdir = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))
-    password = secrets.token_urlsafe(9)
-    (workdir / "password").write_text(password + "\n")
-    (workdir / "password").chmod(0o600)
-    sign_in_body = workdir / "sign-in.json"
-    sign_in_body.write_text(json.dumps({"email": "demo@example.com", "password": password}))
-    sign_in_body.chmod(0o600)
-    settings = CloudSettings(
-        db_url=str(workdir / "cloud.sqlite3"),
-        http=_address(http, 8080, "--http") or ("127.0.0.1", 8080),
-        gateway=_address(gateway, 8442, "--gateway"),
-        public_host="127.0.0.1",
-    )
-
-    async def main() -> None:
-        cloud = await Cloud.open(settings)
-        user_id = await accounts.create_user(cloud.db, "demo@example.com", password)
-        org_id = await accounts.create_org(cloud.db, "Demo", user_id)
-        who = await accounts.authenticate(
-            cloud.db,
-            cloud.hasher,
-            await accounts.sign_in(cloud.db, cloud.hasher, "demo@example.com", password),
-        )
-        tmpl = await templates.create_template(cloud.db, who, org_id, "Demo Device")
-        ready = asyncio.Event()
-        serving = asyncio.create_task(cloud.serve(ready))
-        await ready.wait()
-        url = "http://{}:{}".format(*cloud.http_address)
-        gw_host, gw_port = cloud.gateway.addresses()[0]
-        from rich.console import Console
-
-        out = Console(soft_wrap=True)
-        out.print(f"\n[bold green]wifiprov cloud demo[/] running (data in {workdir})")
-        out.print(f"  HTTP API     {url}   (OpenAPI docs: {url}/docs)")
-        out.print(f"  gateway      {gw_host}:{gw_port}   (Blynk device protocol)")
-        out.print(f"  user         demo@example.com, password in {workdir / 'password'}")
-        out.print(f"  template     {tmpl['id']} 'Demo Device' in organization {org_id}")
-        out.print("\nSign in from another terminal:")
-        out.print(
-            f"  wifiprov login --cloud {url} --email demo@example.com "
-            f"--password-file {workdir / 'password'}"
-        )
-        out.print("or with curl:")
-        out.print(
-            f"  curl -s -X POST {url}/api/auth/sign-in -H 'content-type: application/json' "
-            f"-d @{workdir / 'sign-in.json'}"
-        )
-        out.print(
-            f"then ask for a provisioning token: POST {url}/api/templates/{tmpl['id']}"
-            "/provisioning (Authorization: Bearer <token>)"
-        )
-        out.print("Stop with Ctrl-C.\n")
-        await asyncio.wait({serving}, timeout=duration)
-        cloud.http_server.should_exit = True
-        await serving
+    def say(line: str) -> None:
+        print(line, flush=True)
 
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        fail(
-            f"cannot start the demo cloud: {exc}",
-            "is something else on that port? try --http 127.0.0.1:18080 --gateway 127.0.0.1:18442",
+        result = asyncio.run(
+            run_demo(
+                say,
+                _address(http, 0, "--http") or ("127.0.0.1", 0),
+                _address(gateway, 0, "--gateway") or ("127.0.0.1", 0),
+                fail,
+            )
         )
+    except OSError as exc:
+        fail_(f"cannot start the demo: {exc}", "choose other ports with --http / --gateway")
+        return
+    print(f"demo complete: '{result['device']['name']}' is online and answered '{result['V2']}'")
 
 
 def _request(method: str, cloud: str, path: str, token: str | None = None, **kw: Any) -> Any:
@@ -381,7 +336,6 @@ def main() -> None:
     if everything or wanted in PROVISIONER:
         _add_provisioner()
     app()
-
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PASSWORD, RunningCloud
 from tests.integration.support import (
     RawDevice,
@@ -153,18 +155,28 @@ async def test_login_keeps_a_private_session_and_logout_revokes_it(
     assert code == 1 and "cannot reach the cloud" in out
 
 
-async def test_demo_starts_a_cloud_and_says_how_to_sign_in() -> None:
-    code, out = await run(
-        "demo",
-        "--duration",
-        "1",
-        "--http",
-        f"127.0.0.1:{free_port()}",
-        "--gateway",
-        f"127.0.0.1:{free_port()}",
-    )
+async def test_demo_runs_the_whole_flow() -> None:
+    code, out = await run("demo")
     assert code == 0, out
-    assert "demo@example.com" in out and "wifiprov login" in out and "/provisioning" in out
+    assert "found device 'Blynk Smart Lamp-W8FH'" in out
+    assert "the device is connected to the cloud" in out
+    assert "the device answered on V2: 'brightness is 80'" in out
+    assert out.strip().endswith("is online and answered 'brightness is 80'")
+
+
+@pytest.mark.parametrize(
+    "failure,code", [("wrong-password", 722), ("not-found", 720), ("no-dhcp", 723)]
+)
+async def test_demo_shows_a_failure_and_its_recovery(failure: str, code: int) -> None:
+    exit_code, out = await run("demo", "--fail", failure)
+    assert exit_code == 0, out
+    assert f"FAILED (error {code})" in out
+    assert out.index("FAILED") < out.index("demo complete")
+
+
+async def test_demo_refuses_an_unknown_failure() -> None:
+    code, out = await run("demo", "--fail", "meteor")
+    assert code == 1 and "wrong-password" in out
 
 
 async def test_no_secret_reaches_the_log(tmp_path: Path) -> None:

@@ -289,7 +289,7 @@ def check_loopback_url(url: str) -> None:
 
 
 async def create_pg_database(base: str) -> tuple[str, str]:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     name = f"wifiprov_bench_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(base.rstrip("/") + "/postgres", timeout=10)
@@ -301,7 +301,7 @@ async def create_pg_database(base: str) -> tuple[str, str]:
 
 
 async def drop_pg_database(base: str, name: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(base.rstrip("/") + "/postgres", timeout=10)
     try:
@@ -788,7 +788,12 @@ class Worker:
             loop = asyncio.get_running_loop()
             ready: asyncio.Future[None] = loop.create_future()
             fd = self.chan.fileno()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+            def readable() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            loop.add_reader(fd, readable)
             try:
                 await asyncio.wait_for(ready, timeout)
             finally:
@@ -1037,10 +1042,10 @@ class WorkerPool:
                                  f"'{phase}' within {timeout:.0f} s")
             ready = wait_connections([self.chans[i] for i in pending],
                                      timeout=max(0.0, min(deadline, next_tick) - now))
-            for chan in ready:
-                i = self.chans.index(chan)
+            for ready_chan in ready:
+                i = next(k for k, c in enumerate(self.chans) if c is ready_chan)
                 try:
-                    msg_phase, data = chan.recv()  # type: ignore[union-attr]
+                    msg_phase, data = self.chans[i].recv()
                 except (EOFError, OSError):
                     raise BenchError(f"generator worker {i} died "
                                      f"(exit code {self.procs[i].exitcode})") from None

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, select, update
 
 from wifiprov.cloud.accounts import Principal
-from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus, claimed_subject
+from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus
 from wifiprov.cloud.db import Database, inserted_id
 from wifiprov.cloud.db.schema import (
     device_events,
@@ -75,12 +75,7 @@ class DeviceLogins:
         found = await future
         if found is not None:
             return found
-        claimed = await _claim(self.db, token_hash)
-        if claimed is not None:
-            await self.bus.publish(
-                claimed_subject(claimed.claimed_request or 0), {"device_id": claimed.device_id}
-            )
-        return claimed
+        return await _claim(self.db, token_hash)
 
     async def _drain(self) -> None:
         try:
@@ -309,10 +304,10 @@ async def write_pin_of(
     )
     async with db.begin() as conn:
         await conn.execute(stmt)
-    online = row.online_node is not None
-    if online:
-        await _command(bus, row.id, "hardware", "vw", pin, *values)
-    return {"pin": f"V{pin}", "value": values, "delivered": online}
+    # Published even when the database says offline: presence is written a moment after a login,
+    # and the node holding the device (if any) delivers it.
+    await _command(bus, row.id, "hardware", "vw", pin, *values)
+    return {"pin": f"V{pin}", "value": values, "delivered": row.online_node is not None}
 
 
 async def device_by_token(db: Database, hasher: TokenHasher, token: str) -> Any:

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any
 
 from wifiprov.cloud import devices
-from wifiprov.cloud.bus import DEVICE_COMMANDS, DEVICE_LOGINS, Bus, Message
+from wifiprov.cloud.bus import DEVICE_COMMANDS, DEVICE_LOGINS, Bus, Message, claimed_subject
 from wifiprov.cloud.db import Database, DatabaseUnavailable
 from wifiprov.cloud.ingest import DeviceDataWriter
 from wifiprov.cloud.settings import CloudSettings
@@ -373,6 +373,10 @@ class Gateway:
             " claimed a provisioning token" if auth.claimed_request else "",
         )
         conn.respond(frame.msg_id, Status.OK)
+        if auth.claimed_request is not None:
+            # Announce the claim only once the device shows online, so that a provisioner
+            # woken by it can use the device at once.
+            await self._announce_claim(auth)
         if self.bus.shared:  # other nodes drop an older connection of this device
             await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
         held, conn.held = conn.held, []
@@ -380,6 +384,15 @@ class Gateway:
             if conn.state is State.CLOSED:
                 break
             conn.handle(early)
+
+    async def _announce_claim(self, auth: devices.DeviceAuth) -> None:
+        try:
+            await self.writer.flush()
+        except DatabaseUnavailable:
+            pass  # presence follows with the next flush; the claim itself is committed
+        await self.bus.publish(
+            claimed_subject(auth.claimed_request or 0), {"device_id": auth.device_id}
+        )
 
     def forget(self, conn: DeviceConnection) -> None:
         self.connections.discard(conn)
@@ -448,9 +461,11 @@ class Gateway:
                     elif write_seen:
                         self.writer.last_seen(conn.device_id, wall - idle)
                 elif (
-                    conn.state is not State.CLOSED
+                    conn.state is State.AWAIT_LOGIN
                     and now - conn.opened > self.settings.login_timeout
                 ):
+                    # Only the device's own slowness counts: a login we are still checking is
+                    # answered (or refused with 19) when the database replies.
                     conn.close("did not log in in time")
             if write_seen:
                 last_seen_write = now

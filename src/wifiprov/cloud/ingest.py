@@ -142,7 +142,7 @@ class DeviceDataWriter:
         seen, self.seen = self.seen, {}
         try:
             await self._write(values, properties, events, info, presence, seen)
-        except DatabaseUnavailable:
+        except Exception:
             # Put it back under anything newer that arrived meanwhile.
             self.values = {**values, **self.values}
             self.properties = {**properties, **self.properties}

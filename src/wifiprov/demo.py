@@ -1,0 +1,153 @@
+"""``wifiprov demo``: the whole system in one process on any laptop.
+
+A cloud on a temporary SQLite database (a user, an organization, a template), a simulated home
+network and a simulated device in AP mode, then the provisioner against them: the device comes
+online, is named, and a virtual-pin value goes to it and comes back. ``--fail`` first shows a
+failure path (the device's own error code, explained) and then the recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wifiprov.cloud import accounts, templates
+from wifiprov.cloud.app import Cloud
+from wifiprov.cloud.settings import CloudSettings
+from wifiprov.device import machine as sm
+from wifiprov.device.agent import Agent, AgentConfig
+from wifiprov.device.radio.sim import SimRadio
+from wifiprov.device.store import ConfigStore
+from wifiprov.provisioner.client import CloudClient
+from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
+from wifiprov.provisioner.wifi.sim import SimPhoneWifi
+from wifiprov.sim.air import Air
+
+HOME = "Home WiFi"
+HOME_PASSWORD = "correct horse battery"
+FAILURES = ("wrong-password", "not-found", "no-dhcp")
+
+
+async def run_demo(
+    say: Callable[[str], None],
+    http: tuple[str, int] = ("127.0.0.1", 0),
+    gateway: tuple[str, int] = ("127.0.0.1", 0),
+    fail: str | None = None,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))
+    password = secrets.token_urlsafe(9)
+    settings = CloudSettings(
+        db_url=str(workdir / "cloud.sqlite3"), http=http, gateway=gateway, public_host="127.0.0.1"
+    )
+    cloud = await Cloud.open(settings)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(cloud.serve(ready))
+    await ready.wait()
+    url = "http://{}:{}".format(*cloud.http_address)
+    gw_port = cloud.gateway.addresses()[0][1]
+    say(f"cloud: API {url}, device gateway 127.0.0.1:{gw_port}, data in {workdir}")
+
+    user_id = await accounts.create_user(cloud.db, "demo@example.com", password)
+    org_id = await accounts.create_org(cloud.db, "Demo", user_id)
+    token = await accounts.sign_in(cloud.db, cloud.hasher, "demo@example.com", password)
+    who = await accounts.authenticate(cloud.db, cloud.hasher, token)
+    template = await templates.create_template(cloud.db, who, org_id, "Smart Lamp")
+    say(
+        f"cloud: user demo@example.com, organization 'Demo', template {template['id']} 'Smart Lamp'"
+    )
+
+    air = Air(workdir / "air")
+    home = air.add_network(HOME, HOME_PASSWORD, rssi=-45)
+    air.add_network("Neighbours", "their own secret", rssi=-78)
+    say(f"air: networks '{HOME}' (WPA2) and 'Neighbours' in range")
+    radio = SimRadio(air, "lamp", mac="24:6f:28:aa:bb:cc")
+    agent = Agent(
+        AgentConfig(
+            template_id=template["id"],
+            template_name="Smart Lamp",
+            vendor="Blynk",
+            host="127.0.0.1",
+            port=gw_port,
+            port_ssl=None,
+            machine=sm.Settings(net_timeout=10, cloud_timeout=10, ap_linger=2),
+        ),
+        radio,
+        ConfigStore(workdir / "device.json"),
+    )
+
+    @agent.on_write(1)
+    def brightness(pin: int, values: list[str]) -> None:
+        say(f"device: V1 set to {values[0]} by the cloud; reporting it back on V2")
+        agent.virtual_write(2, f"brightness is {values[0]}")
+
+    device_task = asyncio.create_task(agent.run())
+    await agent.ready.wait()
+    say(f"device: in setup mode, access point '{agent.ap_name}'")
+
+    def show(event: Event) -> None:
+        say(f"provisioner {event.elapsed:5.2f}s: {event.message}")
+
+    try:
+        async with CloudClient(url, token) as client:
+            flow = Provisioner(client, SimPhoneWifi(air), show, online_timeout=30)
+            choices = Choices(
+                template=template["id"], ssid=HOME, password=HOME_PASSWORD, name="Living room lamp"
+            )
+            if fail:
+                await _show_failure(fail, flow, choices, air, home.id, say)
+            device = await flow.run(choices)
+            say(f"cloud: writing V1 = 80 to '{device['name']}'")
+            await client.write_pin(device["id"], 1, "80")
+            echoed = await _wait_for_pin(client, device["id"], "V2")
+            say(f"cloud: the device answered on V2: '{echoed}'")
+            return {"device": device, "V2": echoed, "cloud": url}
+    finally:
+        agent.stop()
+        await asyncio.wait_for(device_task, 10)
+        await radio.close()
+        air.close()
+        cloud.http_server.should_exit = True
+        await serving
+
+
+async def _show_failure(
+    fail: str,
+    flow: Provisioner,
+    choices: Choices,
+    air: Air,
+    home_id: str,
+    say: Callable[[str], None],
+) -> None:
+    attempt = Choices(**vars(choices))
+    if fail == "wrong-password":
+        attempt.password = "not the password"
+    elif fail == "not-found":
+        air.set_faults(home_id, not_found=True)
+        attempt.hidden = True  # the phone still "knows" the network; the device cannot find it
+    elif fail == "no-dhcp":
+        air.set_faults(home_id, dhcp_fail=True)
+    else:
+        raise ValueError(f"--fail must be one of {', '.join(FAILURES)}")
+    say(f"demo: first attempt, set up to fail ({fail})")
+    try:
+        await flow.run(attempt)
+    except ProvisioningFailed as exc:
+        say(f"provisioner: FAILED (error {exc.code}): {exc.what} {exc.todo}")
+    else:
+        raise RuntimeError(f"the '{fail}' attempt unexpectedly succeeded")
+    air.set_faults(home_id, not_found=False, dhcp_fail=False)
+    say("demo: correcting the problem and trying again")
+
+
+async def _wait_for_pin(client: CloudClient, device_id: int, pin: str) -> str:
+    async with asyncio.timeout(10):
+        while True:
+            value = (await client.pins(device_id)).get(pin)
+            if value:
+                return value[0]
+            await asyncio.sleep(0.05)  # the device's write lands at the next flush (0.2 s)
