@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import sys
@@ -268,3 +269,45 @@ def _print_profiles(report: dict[str, Any]) -> None:
             b = packages[i] if i < len(packages) else ["", ""]
             table.add_row(str(a[1]), str(a[0]), str(b[1]), str(b[0]))
         console.print(table)
+
+
+@bench_app.command("device")
+def device(
+    requests: int = typer.Option(2000, help="/board_info.json requests, a new connection each"),
+    idle_seconds: float = typer.Option(10.0, help="how long to measure idle CPU"),
+    json_file: Path | None = typer.Option(None, "--json", help="also write the figures here"),
+) -> None:
+    """The device agent in AP mode (sim radio): AP-ready time, idle RSS/CPU, board info latency."""
+    from wifiprov.bench.device import run
+
+    figures = run(requests=requests, idle_seconds=idle_seconds)
+    targets = {
+        "ap_ready_s": ("AP ready after start", "s", 1.0),
+        "idle_rss_kib": ("idle RSS", "KiB", 35 * 1024),
+        "idle_cpu_percent": ("idle CPU", "% of a core", 1.0),
+        "board_info_median_ms": ("/board_info.json median", "ms", 1.0),
+        "board_info_p99_ms": ("/board_info.json p99", "ms", 5.0),
+    }
+    for key, (label, unit, limit) in targets.items():
+        value = figures[key]
+        mark = "met" if value <= limit else "NOT met"
+        print(f"{label:26} {value:>10} {unit:12} (target <= {limit}: {mark})")
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=1))
+
+
+@bench_app.command("provision")
+def provision(
+    runs: int = typer.Option(20, help="provisionings one after another"),
+    concurrent: int = typer.Option(200, help="devices provisioned at the same time"),
+    json_file: Path | None = typer.Option(None, "--json", help="also write the figures here"),
+) -> None:
+    """Whole provisionings on the sim air: per-step split, cold start, and many at once."""
+    import asyncio
+
+    from wifiprov.bench.provision import run
+
+    figures = asyncio.run(run(runs=runs, concurrent=concurrent))
+    print(json.dumps(figures, indent=1))
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,7 +59,8 @@ def _wifi(kind: str, air: Path | None) -> Any:
     from wifiprov.provisioner.wifi.sim import SimPhoneWifi
     from wifiprov.sim.air import Air, default_directory
 
-    return SimPhoneWifi(Air(air or default_directory()))
+    # Each provisioner process is its own phone in the air, so several can work at once.
+    return SimPhoneWifi(Air(air or default_directory()), name=f"phone-{os.getpid()}")
 
 
 def provision(
@@ -244,7 +246,7 @@ def rename(
 def register(app: typer.Typer) -> None:
     app.command()(provision)
     app.command()(devices)
-    app.command()(reconfigure)
-    app.command()(erase)
-    app.command()(delete)
+    app.command(name="reconfigure")(reconfigure)
+    app.command(name="erase")(erase)
+    app.command(name="delete")(delete)
     app.command()(rename)

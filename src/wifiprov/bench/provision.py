@@ -1,0 +1,274 @@
+"""``wifiprov bench provision``: how long a whole provisioning takes, and many at once.
+
+A cloud process (SQLite), a "device farm" process running N device agents on the sim air with
+zero radio delays, and the provisioner flow in this process with a saved session. Measures the
+time from the provisioner's first request to the rename acknowledged (split per step), the cold
+start of `wifiprov provision` (process start to its first request), and N devices provisioned
+concurrently (devices/s and the slowest device).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wifiprov.provisioner.client import CloudClient
+from wifiprov.provisioner.flow import Choices, Event, Provisioner
+from wifiprov.provisioner.wifi.sim import SimPhoneWifi
+from wifiprov.sim.air import Air
+
+HOME, HOME_PASSWORD = "Bench WiFi", "bench password"
+PASSWORD = "bench owner password"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> None:
+    """Run ``count`` device agents in this process until SIGTERM."""
+    from wifiprov.device import machine as sm
+    from wifiprov.device.agent import Agent, AgentConfig
+    from wifiprov.device.radio.sim import SimRadio
+    from wifiprov.device.store import ConfigStore
+
+    air = Air(air_dir)
+    store_dir = Path(air_dir) / "stores"
+    store_dir.mkdir(exist_ok=True)
+    agents = []
+    for i in range(offset, offset + count):
+        mac = f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+        radio = SimRadio(air, f"dev-{i}", mac=mac)
+        config = AgentConfig(
+            template_id=template_id, template_name="Bench", machine=sm.Settings(ap_linger=0.5)
+        )
+        agents.append(Agent(config, radio, ConfigStore(store_dir / f"dev-{i}.json")))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    tasks = [asyncio.create_task(a.run()) for a in agents]
+    await stop.wait()
+    for a in agents:
+        a.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wifiprov", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _wait_aps(air: Air, count: int, timeout: float = 120) -> list[str]:
+    feed = air.changes()
+    try:
+        async with asyncio.timeout(timeout):
+            while len(aps := [a for a in air.aps() if a.portal]) < count:
+                await feed.wait()
+    finally:
+        feed.close()
+    return sorted(a.ssid for a in aps)
+
+
+async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="wifiprov-bench-provision-"))
+    env = {**os.environ, "WIFIPROV_CONFIG_DIR": str(tmp / "config")}
+    (tmp / "password").write_text(PASSWORD + "\n")
+    (tmp / "wifi").write_text(HOME_PASSWORD + "\n")
+    http, gw = _free_port(), _free_port()
+    url = f"http://127.0.0.1:{http}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wifiprov",
+            "cloud",
+            "init",
+            "--db",
+            str(tmp / "cloud.db"),
+            "--email",
+            "bench@example.com",
+            "--password-file",
+            str(tmp / "password"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    procs = [
+        _spawn(
+            "cloud",
+            "--db",
+            str(tmp / "cloud.db"),
+            "--http",
+            f"127.0.0.1:{http}",
+            "--gateway",
+            f"127.0.0.1:{gw}",
+            "--public-host",
+            "127.0.0.1",
+            env=env,
+        )
+    ]
+    air = Air(tmp / "air")
+    air.add_network(HOME, HOME_PASSWORD)
+    try:
+        async with httpx.AsyncClient(timeout=5) as probe, asyncio.timeout(30):
+            while True:
+                try:
+                    if (await probe.get(url + "/api/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wifiprov",
+                "login",
+                "--cloud",
+                url,
+                "--email",
+                "bench@example.com",
+                "--password-file",
+                str(tmp / "password"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        token = json.loads((tmp / "config" / "session.json").read_text())["token"]
+        async with CloudClient(url, token) as client:
+            template = await client.call("POST", "/api/orgs/1/templates", json={"name": "Bench"})
+            tid = template["id"]
+            result: dict[str, Any] = {}
+
+            # 1. one at a time: runs devices, provisioned in turn
+            procs.append(_spawn_farm(air, runs, tid, 0, env))
+            aps = await _wait_aps(air, runs)
+            totals, steps = [], []
+            for i, ap in enumerate(aps):
+                events: list[Event] = []
+                flow = Provisioner(client, SimPhoneWifi(air, f"phone-seq-{i}"), events.append)
+                started = time.perf_counter()
+                await flow.run(
+                    Choices(
+                        template=tid, device=ap, ssid=HOME, password=HOME_PASSWORD, name=f"Seq {i}"
+                    )
+                )
+                totals.append(time.perf_counter() - started)
+                steps.append({e.step: e.elapsed for e in events})
+            result["sequential"] = {
+                "runs": runs,
+                "median_s": round(statistics.median(totals), 3),
+                "p90_s": round(sorted(totals)[int(runs * 0.9) - 1], 3),
+                "max_s": round(max(totals), 3),
+                "median_elapsed_at_step_s": {
+                    step: round(statistics.median(s[step] for s in steps if step in s), 3)
+                    for step in steps[0]
+                },
+            }
+            # 2. cold start of the CLI: process start to its first request
+            procs.append(_spawn_farm(air, 1, tid, 100_000, env))
+            (cold_ap,) = [a for a in await _wait_aps(air, runs + 1) if a not in aps]
+            spawn = time.perf_counter()
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "wifiprov",
+                "provision",
+                "--json",
+                "--air",
+                str(air.directory),
+                "--template",
+                tid,
+                "--device",
+                cold_ap,
+                "--ssid",
+                HOME,
+                "--password-file",
+                str(tmp / "wifi"),
+                "--name",
+                "Cold",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            assert cli.stdout is not None
+            first = json.loads(await cli.stdout.readline())
+            first_at = time.perf_counter() - spawn
+            await cli.wait()
+            result["cold_start_s"] = round(first_at - first["elapsed"], 3)
+            result["cold_total_s"] = round(time.perf_counter() - spawn, 3)
+
+            # 3. many at once
+            procs.append(_spawn_farm(air, concurrent, tid, 200_000, env))
+            known = set(aps) | {cold_ap}
+            ready = await _wait_aps(air, len(known) + concurrent)
+            fresh = [a for a in ready if a not in known]
+
+            async def one(i: int, ap: str) -> float:
+                flow = Provisioner(
+                    client, SimPhoneWifi(air, f"phone-par-{i}"), lambda e: None, online_timeout=120
+                )
+                t = time.perf_counter()
+                await flow.run(
+                    Choices(
+                        template=tid, device=ap, ssid=HOME, password=HOME_PASSWORD, name=f"Par {i}"
+                    )
+                )
+                return time.perf_counter() - t
+
+            started = time.perf_counter()
+            times = await asyncio.gather(*(one(i, ap) for i, ap in enumerate(fresh)))
+            wall = time.perf_counter() - started
+            online = sum(1 for d in await client.devices() if d["name"].startswith("Par "))
+            result["concurrent"] = {
+                "devices": len(fresh),
+                "wall_s": round(wall, 2),
+                "devices_per_s": round(len(fresh) / wall, 1),
+                "slowest_s": round(max(times), 2),
+                "median_s": round(statistics.median(times), 2),
+                "named_in_cloud": online,
+            }
+            return result
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        air.close()
+
+
+def _spawn_farm(
+    air: Air, count: int, tid: str, offset: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    code = (
+        "import asyncio, sys; from wifiprov.bench.provision import farm; "
+        "asyncio.run(farm(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(air.directory), str(count), tid, str(offset)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

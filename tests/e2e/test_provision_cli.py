@@ -1,0 +1,327 @@
+"""End to end through the real CLI: a cloud process, device agent processes on the sim air, and
+`wifiprov provision` as a user (or a script) runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.support import free_port, wait_http
+from wifiprov.sim.air import Air
+
+PYTHON = [sys.executable, "-m", "wifiprov"]
+PASSWORD = "owner password 1"
+HOME, HOME_PASSWORD = "Home WiFi", "correct horse"
+
+
+@dataclass
+class World:
+    tmp: Path
+    air: Air
+    cloud_url: str
+    gateway_port: int
+    env: dict[str, str]
+    template_id: str = ""
+    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    async def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *PYTHON,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={**self.env, **(env or {})},
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        return proc.returncode or 0, out.decode()
+
+    async def provision(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
+        code, out = await self.cli(
+            "provision",
+            "--json",
+            "--air",
+            str(self.air.directory),
+            "--template",
+            self.template_id,
+            "--password-file",
+            str(self.tmp / "wifi-password"),
+            *args,
+            env=env,
+        )
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return code, events
+
+    async def device(self, name: str, *extra: str, template_id: str | None = None) -> str:
+        """Start a device agent process; returns its AP name once it is in setup mode."""
+        feed = self.air.changes()
+        proc = await asyncio.create_subprocess_exec(
+            *PYTHON,
+            "device",
+            "--radio",
+            "sim",
+            "--air",
+            str(self.air.directory),
+            "--device-id",
+            name,
+            "--template-id",
+            template_id or self.template_id,
+            "--template-name",
+            "Lamp",
+            "--store",
+            str(self.tmp / f"{name}.json"),
+            *extra,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=self.env,
+        )
+        self.processes.append(proc)
+        try:
+            async with asyncio.timeout(20):
+                while (ap := self.air.ap(name)) is None or ap.portal is None:
+                    await feed.wait()
+        finally:
+            feed.close()
+        return ap.ssid
+
+    async def api(self, method: str, path: str, **kw: Any) -> Any:
+        session = json.loads((Path(self.env["WIFIPROV_CONFIG_DIR"]) / "session.json").read_text())
+        async with httpx.AsyncClient(base_url=self.cloud_url, timeout=30) as client:
+            reply = await client.request(
+                method, path, headers={"Authorization": f"Bearer {session['token']}"}, **kw
+            )
+        return reply.json() if reply.content else None
+
+    async def wait_ap(self, name: str, up: bool = True, timeout: float = 20) -> None:
+        feed = self.air.changes()
+        try:
+            async with asyncio.timeout(timeout):
+                while (self.air.ap(name) is not None) != up:
+                    await feed.wait()
+        finally:
+            feed.close()
+
+
+async def start_world(tmp: Path, *cloud_args: str) -> World:
+    env = {**os.environ, "WIFIPROV_CONFIG_DIR": str(tmp / "config"), "COLUMNS": "200"}
+    (tmp / "password").write_text(PASSWORD + "\n")
+    (tmp / "wifi-password").write_text(HOME_PASSWORD + "\n")
+    http, gw = free_port(), free_port()
+    world = World(tmp, Air(tmp / "air"), f"http://127.0.0.1:{http}", gw, env)
+    code, out = await world.cli(
+        "cloud",
+        "init",
+        "--db",
+        str(tmp / "cloud.db"),
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp / "password"),
+    )
+    assert code == 0, out
+    cloud = await asyncio.create_subprocess_exec(
+        *PYTHON,
+        "cloud",
+        "--db",
+        str(tmp / "cloud.db"),
+        "--http",
+        f"127.0.0.1:{http}",
+        "--gateway",
+        f"127.0.0.1:{gw}",
+        "--public-host",
+        "127.0.0.1",
+        *cloud_args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    world.processes.append(cloud)
+    await wait_http(world.cloud_url, lambda: cloud.returncode is not None)
+    code, out = await world.cli(
+        "login",
+        "--cloud",
+        world.cloud_url,
+        "--email",
+        "owner@example.com",
+        "--password-file",
+        str(tmp / "password"),
+    )
+    assert code == 0, out
+    world.template_id = (await world.api("POST", "/api/orgs/1/templates", json={"name": "Lamp"}))[
+        "id"
+    ]
+    world.air.add_network(HOME, HOME_PASSWORD, rssi=-40)
+    return world
+
+
+async def stop_world(world: World) -> None:
+    for proc in world.processes:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in world.processes:
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+    world.air.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = await start_world(tmp_path)
+    try:
+        yield w
+    finally:
+        await stop_world(w)
+
+
+async def test_happy_path_ends_with_a_named_online_device(world: World) -> None:
+    ap = await world.device("lamp-1")
+    code, events = await world.provision("--ssid", HOME, "--name", "Kitchen lamp")
+    assert code == 0, events
+    steps = [e["step"] for e in events]
+    for step in (
+        "template",
+        "find",
+        "join",
+        "board_info",
+        "scan",
+        "token",
+        "config",
+        "progress",
+        "leave",
+        "wait",
+        "online",
+        "done",
+    ):
+        assert step in steps, (step, steps)
+    assert events[-1]["device"]["name"] == "Kitchen lamp"
+    assert not any("token" in e and len(str(e.get("token"))) == 32 for e in events)
+    code, out = await world.cli("devices", "--json")
+    devices = json.loads(out)
+    assert [(d["name"], d["online"]) for d in devices] == [("Kitchen lamp", True)]
+    await world.wait_ap("lamp-1", up=False)  # the device left setup mode
+    assert ap.startswith("Blynk Lamp-")
+
+
+@pytest.mark.parametrize(
+    "fault,args,code",
+    [
+        (None, ["--ssid", HOME, "--password-file", "WRONG"], 722),
+        ("not_found", ["--ssid", HOME, "--hidden"], 720),
+        ("dhcp_fail", ["--ssid", HOME], 723),
+    ],
+)
+async def test_failures_are_explained(
+    world: World, fault: str | None, args: list[str], code: int
+) -> None:
+    await world.device("lamp-1")
+    if fault:
+        world.air.set_faults(world.air.networks()[0].id, **{fault: True})
+    if "WRONG" in args:
+        (world.tmp / "wrong").write_text("not the password\n")
+        args[args.index("WRONG")] = str(world.tmp / "wrong")
+    exit_code, events = await world.provision(*args, "--name", "x")
+    assert exit_code == 1
+    failed = events[-1]
+    assert failed["step"] == "failed" and failed["code"] == code, events
+    assert failed["message"] and failed["todo"]
+    await world.wait_ap("lamp-1", up=True)  # back in setup mode, ready for another try
+    if fault:
+        world.air.set_faults(world.air.networks()[0].id, **{fault: False})
+    exit_code, events = await world.provision("--ssid", HOME, "--name", "Second try")
+    assert exit_code == 0 and events[-1]["device"]["name"] == "Second try"
+
+
+async def test_classic_device_that_drops_its_ap(world: World) -> None:
+    await world.device("classic-1", "--classic")
+    code, events = await world.provision("--ssid", HOME, "--name", "Classic")
+    assert code == 0, events
+    assert "progress" not in [e["step"] for e in events]  # nothing to follow live
+
+
+async def test_reconfigure_and_delete_send_the_device_back_to_setup(world: World) -> None:
+    await world.device("lamp-1")
+    code, events = await world.provision("--ssid", HOME, "--name", "Lamp")
+    assert code == 0, events
+    device_id = events[-1]["device"]["id"]
+    await world.wait_ap("lamp-1", up=False)
+    code, out = await world.cli("reconfigure", str(device_id))
+    assert code == 0, out
+    await world.wait_ap("lamp-1", up=True)
+    code, events = await world.provision("--ssid", HOME, "--name", "Lamp again")
+    assert code == 0, events
+    new_id = events[-1]["device"]["id"]
+    await world.wait_ap("lamp-1", up=False)
+    code, out = await world.cli("delete", str(new_id))
+    assert code == 0, out
+    await world.wait_ap("lamp-1", up=True)  # token rejected (703): back to setup mode
+
+
+async def test_two_devices_at_once(world: World) -> None:
+    ap1, ap2 = await asyncio.gather(
+        world.device("lamp-1", "--mac", "02:00:00:00:00:01"),
+        world.device("lamp-2", "--mac", "02:00:00:00:00:02"),
+    )
+    (c1, e1), (c2, e2) = await asyncio.gather(
+        world.provision("--device", ap1, "--ssid", HOME, "--name", "One"),
+        world.provision("--device", ap2, "--ssid", HOME, "--name", "Two"),
+    )
+    assert (c1, c2) == (0, 0), (e1, e2)
+    code, out = await world.cli("devices", "--json")
+    assert sorted(d["name"] for d in json.loads(out)) == ["One", "Two"]
+
+
+async def test_a_user_without_the_provisioning_right_is_told_so(world: World) -> None:
+    await world.device("lamp-1")
+    # A viewer in the owner's organization, signed in in their own config directory.
+    (world.tmp / "viewer-password").write_text("viewer password 1\n")
+    from wifiprov.cloud import accounts
+    from wifiprov.cloud.db import Database
+
+    db = Database(str(world.tmp / "cloud.db"))
+    await accounts.create_user(db, "viewer@example.com", "viewer password 1")
+    await db.close()
+    await world.api(
+        "PUT", "/api/orgs/1/members", json={"email": "viewer@example.com", "role": "viewer"}
+    )
+    env = {"WIFIPROV_CONFIG_DIR": str(world.tmp / "viewer-config")}
+    code, out = await world.cli(
+        "login",
+        "--cloud",
+        world.cloud_url,
+        "--email",
+        "viewer@example.com",
+        "--password-file",
+        str(world.tmp / "viewer-password"),
+        env=env,
+    )
+    assert code == 0, out
+    code, events = await world.provision("--ssid", HOME, env=env)
+    assert code == 1
+    assert "provisioning token" in events[-1]["message"] and "'viewer'" in events[-1]["message"]
+
+
+async def test_an_expired_provisioning_token_is_explained(tmp_path: Path) -> None:
+    world = await start_world(tmp_path, "--provisioning-ttl", "0")
+    try:
+        await world.device("lamp-1")
+        code, events = await world.provision("--ssid", HOME, "--name", "x")
+        assert code == 1
+        assert events[-1]["code"] == 703 and "token" in events[-1]["message"]
+    finally:
+        await stop_world(world)
