@@ -325,3 +325,16 @@ async def test_an_expired_provisioning_token_is_explained(tmp_path: Path) -> Non
         assert events[-1]["code"] == 703 and "token" in events[-1]["message"]
     finally:
         await stop_world(world)
+
+
+async def test_classic_device_failure_is_read_back_from_its_ap(world: World) -> None:
+    """A device that drops its AP cannot be watched: the provisioner waits for the cloud, then
+    rejoins the AP and reads last_error."""
+    await world.device("classic-1", "--classic")
+    (world.tmp / "wrong").write_text("not the password\n")
+    code, events = await world.provision(
+        "--ssid", HOME, "--password-file", str(world.tmp / "wrong"), "--name", "x", "--timeout", "5"
+    )
+    assert code == 1
+    steps = [e["step"] for e in events]
+    assert "diagnose" in steps and events[-1]["code"] == 722, events

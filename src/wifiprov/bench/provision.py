@@ -76,11 +76,14 @@ def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-async def _wait_aps(air: Air, count: int, timeout: float = 120) -> list[str]:
+async def _wait_aps(
+    air: Air, count: int, known: frozenset[str] = frozenset(), timeout: float = 120
+) -> list[str]:
+    """Wait until ``count`` access points not in ``known`` are up with their portals."""
     feed = air.changes()
     try:
         async with asyncio.timeout(timeout):
-            while len(aps := [a for a in air.aps() if a.portal]) < count:
+            while len(aps := [a for a in air.aps() if a.portal and a.ssid not in known]) < count:
                 await feed.wait()
     finally:
         feed.close()
@@ -186,7 +189,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             }
             # 2. cold start of the CLI: process start to its first request
             procs.append(_spawn_farm(air, 1, tid, 100_000, env))
-            (cold_ap,) = [a for a in await _wait_aps(air, runs + 1) if a not in aps]
+            (cold_ap,) = await _wait_aps(air, 1, frozenset(aps))
             spawn = time.perf_counter()
             cli = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -219,9 +222,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
 
             # 3. many at once
             procs.append(_spawn_farm(air, concurrent, tid, 200_000, env))
-            known = set(aps) | {cold_ap}
-            ready = await _wait_aps(air, len(known) + concurrent)
-            fresh = [a for a in ready if a not in known]
+            fresh = await _wait_aps(air, concurrent, frozenset([*aps, cold_ap]))
 
             async def one(i: int, ap: str) -> float:
                 flow = Provisioner(

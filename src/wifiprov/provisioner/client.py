@@ -18,7 +18,11 @@ class CloudClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 70.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+        # Long polls hold a connection each: never let them starve other requests of the pool.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        self.http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, limits=limits
+        )
 
     async def __aenter__(self) -> CloudClient:
         return self
