@@ -126,6 +126,15 @@ async def stop_cloud(cloud: Cloud, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, 10)
 
 
+async def with_owner(cloud: Cloud, hotspot_prefix: str = "Blynk") -> RunningCloud:
+    """A started cloud with its first user (owner@example.com) and organization (Acme)."""
+    owner_id = await accounts.create_user(cloud.db, "owner@example.com", PASSWORD)
+    org_id = await accounts.create_org(cloud.db, "Acme", owner_id, hotspot_prefix)
+    token = await accounts.sign_in(cloud.db, cloud.hasher, "owner@example.com", PASSWORD)
+    host, port = cloud.http_address
+    return RunningCloud(cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token, org_id)
+
+
 @pytest.fixture
 async def settings(db_url: str) -> CloudSettings:
     return CloudSettings(
@@ -141,14 +150,7 @@ async def settings(db_url: str) -> CloudSettings:
 @pytest.fixture
 async def cloud(settings: CloudSettings) -> AsyncIterator[RunningCloud]:
     running, task = await start_cloud(settings)
-    db = running.db
-    owner_id = await accounts.create_user(db, "owner@example.com", PASSWORD)
-    org_id = await accounts.create_org(db, "Acme", owner_id, "Acme")
-    token = await accounts.sign_in(db, running.hasher, "owner@example.com", PASSWORD)
-    host, port = running.http_address
     try:
-        yield RunningCloud(
-            running, f"http://{host}:{port}", running.gateway.addresses()[0], token, org_id
-        )
+        yield await with_owner(running, hotspot_prefix="Acme")
     finally:
         await stop_cloud(running, task)

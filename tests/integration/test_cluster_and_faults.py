@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, PG_BASE, RunningCloud, _pg_admin, start_cloud, stop_cloud
+from tests.conftest import PASSWORD, PG_BASE, _pg_admin, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
     RawDevice,
     free_port,
@@ -166,13 +166,7 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
     )
     cloud, task = await start_cloud(settings)
     try:
-        owner = await accounts.create_user(cloud.db, "owner@example.com", PASSWORD)
-        org_id = await accounts.create_org(cloud.db, "Acme", owner)
-        token = await accounts.sign_in(cloud.db, cloud.hasher, "owner@example.com", PASSWORD)
-        host, port = cloud.http_address
-        rc = RunningCloud(
-            cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token, org_id
-        )
+        rc = await with_owner(cloud)
         request = await provisioning_token(rc, await template(rc))
         live = await RawDevice.connect(rc.gateway)
         assert await live.login(request["token"]) == Status.OK
@@ -183,7 +177,7 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
             status = await dev.login(request["token"])
             assert status in (Status.SERVER_EXCEPTION, None), status  # 19 or a close, never 9
             dev.close()
-        async with rc.client(token) as api:
+        async with rc.client(rc.owner_token) as api:
             assert (await api.get("/api/devices")).status_code == 503
         # The connected device is unaffected: failed logins never replaced it.
         await live.send(Command.PING, 2)

@@ -10,9 +10,8 @@ from pathlib import Path
 import blynklib
 import trustme
 
-from tests.conftest import PASSWORD, RunningCloud, start_cloud, stop_cloud
+from tests.conftest import start_cloud, stop_cloud, with_owner
 from tests.integration.support import provisioning_token, template
-from wifiprov.cloud import accounts
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire import blynk
 from wifiprov.wire.blynk import Command, Status
@@ -34,13 +33,7 @@ async def test_tls_gateway_with_a_verifying_client(db_url: str, tmp_path: Path) 
     )
     cloud, task = await start_cloud(settings)
     try:
-        owner = await accounts.create_user(cloud.db, "owner@example.com", PASSWORD)
-        org_id = await accounts.create_org(cloud.db, "Acme", owner)
-        token = await accounts.sign_in(cloud.db, cloud.hasher, "owner@example.com", PASSWORD)
-        host, port = cloud.http_address
-        rc = RunningCloud(
-            cloud, f"http://{host}:{port}", cloud.gateway.addresses()[0], token, org_id
-        )
+        rc = await with_owner(cloud)
         tls_port = cloud.gateway.addresses()[1][1]
         request = await provisioning_token(rc, await template(rc))
         assert request["port_ssl"] == tls_port and request["port"] == rc.gateway[1]

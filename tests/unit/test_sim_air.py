@@ -133,8 +133,9 @@ def test_aps_and_stations_round_trip(air: Air) -> None:
     air.publish_ap(ap)
     assert air.aps() == [ap] and air.ap("dev-1") == ap
     assert ap.portal_url == "http://[::1]:8080"
-    station = Station("dev-1", "02:00:00:00:00:01", "10.42.0.7", b"\x00net", "02:aa:aa:aa:aa:aa",
-                      network="home")
+    station = Station(
+        "dev-1", "02:00:00:00:00:01", "10.42.0.7", b"\x00net", "02:aa:aa:aa:aa:aa", network="home"
+    )
     air.record_station(station)
     assert air.stations() == [station] and air.station("dev-1") == station
     assert air.withdraw_ap("dev-1") and not air.withdraw_ap("dev-1")
@@ -234,8 +235,15 @@ async def test_phone_join_failures(air: Air) -> None:
     with pytest.raises(JoinError) as quiet:
         await phone.join("Quiet", timeout=0.05)
     assert quiet.value.reason == "timeout"
-    air.publish_ap(AccessPoint("dev-3", "Locked", "02:00:00:00:00:06", portal=("127.0.0.1", 1),
-                               passphrase="secret-pass"))
+    air.publish_ap(
+        AccessPoint(
+            "dev-3",
+            "Locked",
+            "02:00:00:00:00:06",
+            portal=("127.0.0.1", 1),
+            passphrase="secret-pass",
+        )
+    )
     with pytest.raises(JoinError) as locked:
         await phone.join("Locked", "wrong-pass", timeout=1)
     assert locked.value.reason == "invalid_credentials"
