@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import logging
 import sys
@@ -24,24 +25,18 @@ cloud_app = typer.Typer(
 app.add_typer(cloud_app, name="cloud")
 
 
-class _LazyConsole:
-    """rich's Console, created on first use (importing rich costs memory a device can't spare)."""
+@functools.cache
+def _console() -> Any:
+    """rich's Console for messages, made on first use (commands that print little stay light)."""
+    from rich.console import Console
 
-    def __getattr__(self, name: str) -> Any:
-        from rich.console import Console
-
-        global console
-        console = Console(stderr=True)  # type: ignore[assignment]
-        return getattr(console, name)
-
-
-console: Any = _LazyConsole()
+    return Console(stderr=True)
 
 
 def fail(message: str, todo: str = "") -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    _console().print(f"[bold red]error:[/] {message}")
     if todo:
-        console.print(f"  {todo}")
+        _console().print(f"  {todo}")
     raise typer.Exit(1)
 
 
@@ -198,8 +193,8 @@ def cloud_init(
         fail(exc.message)
     except DatabaseUnavailable as exc:
         fail(f"cannot reach the database: {exc}")
-    console.print(f"Created user [bold]{email}[/] and organization '{org}' (id {org_id}).")
-    console.print("Start the cloud with [bold]wifiprov cloud[/], then [bold]wifiprov login[/].")
+    _console().print(f"Created user [bold]{email}[/] and organization '{org}' (id {org_id}).")
+    _console().print("Start the cloud with [bold]wifiprov cloud[/], then [bold]wifiprov login[/].")
 
 
 @app.command()
@@ -216,7 +211,7 @@ def login(
         "POST", cloud, "/api/auth/sign-in", json={"email": email, "password": password}
     )
     path = session.save(cloud.rstrip("/"), reply["token"], email)
-    console.print(f"Signed in to {cloud} as {email}; session saved in {path}.")
+    _console().print(f"Signed in to {cloud} as {email}; session saved in {path}.")
 
 
 @app.command()
@@ -224,14 +219,14 @@ def logout() -> None:
     """Revoke the saved session and forget it."""
     saved = session.load()
     if saved is None:
-        console.print("Not signed in.")
+        _console().print("Not signed in.")
         return
     try:
         _request("POST", saved["cloud"], "/api/auth/sign-out", token=saved["token"])
     except typer.Exit:
-        console.print("(could not reach the cloud to revoke the session; forgetting it anyway)")
+        _console().print("(could not reach the cloud to revoke the session; forgetting it anyway)")
     session.clear()
-    console.print("Signed out.")
+    _console().print("Signed out.")
 
 
 fail_ = fail  # the demo's --fail option shadows the name

@@ -129,7 +129,7 @@ class DeviceConnection(asyncio.Protocol):
         if transport is None or self.state is State.CLOSED:
             return
         if self.paused and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self.close("not reading (send buffer full)")
+            self.close("not reading (send buffer full)", abort=True)
             return
         transport.write(data)
 
@@ -140,13 +140,17 @@ class DeviceConnection(asyncio.Protocol):
         self.msg_id = blynk.next_msg_id(self.msg_id)
         return self.msg_id
 
-    def close(self, reason: str | None) -> None:
+    def close(self, reason: str | None, abort: bool = False) -> None:
+        """Close (after what is queued is sent), or ``abort`` (drop it: the peer is not reading)."""
         if self.state is not State.CLOSED and reason:
             who = f"device {self.device_id}" if self.device_id else self.address
             log.info("%s: closing: %s", who, reason)
         self.state = State.CLOSED
         if self.transport is not None:
-            self.transport.abort() if reason and "not reading" in reason else self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
     # --- protocol ---
     def handle(self, frame: Frame) -> None:
