@@ -99,6 +99,12 @@ def cloud(
     public_host: Annotated[
         str | None, typer.Option(help="host name devices are told to use (default: this host)")
     ] = None,
+    public_port: Annotated[
+        int | None, typer.Option(help="plain port devices are told (default: the gateway's)")
+    ] = None,
+    public_port_ssl: Annotated[
+        int | None, typer.Option(help="TLS port devices are told (default: the TLS gateway's)")
+    ] = None,
     bus: Annotated[
         str | None, typer.Option(help="nats://HOST:PORT to join other cloud nodes")
     ] = None,
@@ -127,6 +133,8 @@ def cloud(
         bus_url=bus,
         provisioning_ttl=provisioning_ttl,
         login_timeout=login_timeout,
+        public_port=public_port,
+        public_port_ssl=public_port_ssl,
     )
     if db:
         settings.db_url = db

@@ -338,3 +338,45 @@ async def test_classic_device_failure_is_read_back_from_its_ap(world: World) -> 
     assert code == 1
     steps = [e["step"] for e in events]
     assert "diagnose" in steps and events[-1]["code"] == 722, events
+
+
+async def test_a_device_of_another_template_is_refused(world: World) -> None:
+    other = (await world.api("POST", "/api/orgs/1/templates", json={"name": "Fan"}))["id"]
+    ap = await world.device("fan-1", template_id=other)
+    code, events = await world.provision("--device", ap, "--ssid", HOME)
+    assert code == 1
+    assert "not a 'Lamp'" in events[-1]["message"] and "--template" in events[-1]["todo"]
+
+
+@pytest.mark.parametrize(
+    "cloud_args,code",
+    [
+        (["--public-host", "nowhere.invalid"], 710),  # the cloud's name does not resolve
+        (["--public-port", "1"], 702),  # nothing listens where devices are sent
+        ("tls", 711),  # a certificate the device does not trust
+    ],
+)
+async def test_cloud_side_failures_are_explained(
+    tmp_path: Path, cloud_args: Any, code: int
+) -> None:
+    if cloud_args == "tls":
+        import trustme
+
+        cert = trustme.CA().issue_cert("127.0.0.1")
+        cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+        cloud_args = [
+            "--gateway-tls",
+            f"127.0.0.1:{free_port()}",
+            "--cert",
+            str(tmp_path / "server.pem"),
+            "--key",
+            str(tmp_path / "server.pem"),
+        ]
+    world = await start_world(tmp_path, *cloud_args)
+    try:
+        await world.device("lamp-1")
+        exit_code, events = await world.provision("--ssid", HOME, "--name", "x")
+        assert exit_code == 1
+        assert events[-1]["code"] == code, events[-1]
+    finally:
+        await stop_world(world)
