@@ -380,3 +380,26 @@ async def test_cloud_side_failures_are_explained(
         assert events[-1]["code"] == code, events[-1]
     finally:
         await stop_world(world)
+
+
+async def test_button_reset_and_provisioned_again(world: World) -> None:
+    await world.device("lamp-1")
+    code, events = await world.provision("--ssid", HOME, "--name", "First")
+    assert code == 0, events
+    await world.wait_ap("lamp-1", up=False)
+    code, out = await world.cli(
+        "air", "--air", str(world.air.directory), "press", "lamp-1", "--hold", "3"
+    )
+    assert code == 0, out
+    press = world.air.directory / "buttons" / "lamp-1.json"
+    async with asyncio.timeout(10):
+        while press.exists():  # the device took the press...
+            await asyncio.sleep(0.02)
+    assert world.air.ap("lamp-1") is None  # ...and a 3 s press does nothing
+    assert (world.tmp / "lamp-1.json").exists()
+    await world.cli("air", "--air", str(world.air.directory), "press", "lamp-1", "--hold", "11")
+    await world.wait_ap("lamp-1", up=True)  # erased: back in setup mode
+    assert not (world.tmp / "lamp-1.json").exists()
+    code, events = await world.provision("--ssid", HOME, "--name", "Second")
+    assert code == 0, events
+    assert events[-1]["device"]["name"] == "Second"

@@ -172,8 +172,36 @@ async def _run(values: dict[str, Any]) -> None:
         led = LED(values["led_pin"]) if values.get("led_pin") is not None else None
         button = Button(values["button_pin"]) if values.get("button_pin") is not None else None
         agent.panel = Panel(led, button, agent.reset_from_button, clock=time.monotonic)
+    button = None
+    if values["radio"] == "sim":  # `wifiprov air press DEVICE` stands in for the button
+        button = asyncio.create_task(_sim_button(options["air"], values["device_id"], agent))
     try:
         await agent.run()
     finally:
+        if button is not None:
+            button.cancel()
         await radio.close()
 
+
+async def _sim_button(air_dir: str, device_id: str, agent: Any) -> None:
+    from wifiprov.device.panel import ButtonHold
+    from wifiprov.sim.air import Air
+
+    air = Air(air_dir)
+    feed = air.changes()
+    try:
+        while True:
+            held = air.take_button_press(device_id)
+            if held is not None:
+                hold = ButtonHold()
+                hold.press(0.0)
+                if hold.release(held):
+                    agent.reset_from_button()
+                else:
+                    logging.getLogger("wifiprov.device").info(
+                        "button released after %.1f s: hold it 10 s to reset", held
+                    )
+            await feed.wait()
+    finally:
+        feed.close()
+        air.close()

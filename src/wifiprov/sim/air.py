@@ -56,7 +56,7 @@ MAX_SSID = 32  # bytes, 802.11
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
-FOLDERS = ("networks", "aps", "stations")
+FOLDERS = ("networks", "aps", "stations", "buttons")
 
 
 def default_directory() -> Path:
@@ -452,6 +452,22 @@ class Air:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- buttons (a sim device's reset button, pressed from outside its process)
+
+    def press_button(self, device: str, seconds: float) -> None:
+        """Press ``device``'s button and release it ``seconds`` later."""
+        _write(self._path("buttons", device), {"held": float(seconds)})
+
+    def take_button_press(self, device: str) -> float | None:
+        """How long the button was held, if it was pressed since the last call."""
+        path = self._path("buttons", device)
+        try:
+            held = float(json.loads(path.read_bytes())["held"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        path.unlink(missing_ok=True)
+        return held
 
     # -- files
 

@@ -300,3 +300,14 @@ def leave(
     from wifiprov.sim.phone import SimPhone
 
     SimPhone(_air(ctx), name).leave()
+
+
+@air_app.command()
+def press(
+    ctx: typer.Context,
+    device: Annotated[str, typer.Argument(help="the sim device's id (its --device-id)")],
+    hold: Annotated[float, typer.Option(help="seconds the button is held")] = 10.0,
+) -> None:
+    """Press a sim device's reset button (held 10 s or more: it erases its configuration)."""
+    _air(ctx).press_button(device, hold)
+    typer.echo(f"pressed {device}'s button for {hold:g} s")
