@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src/wifiprov/wire src/wifiprov/device/machine.py \
 		src/wifiprov/device/store.py src/wifiprov/device/panel.py src/wifiprov/device/radio \
 		src/wifiprov/sim
-	$(BIN)/mypy --ignore-missing-imports src/wifiprov/cloud src/wifiprov/device src/wifiprov/cli.py
+	$(BIN)/mypy --ignore-missing-imports src/wifiprov
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
