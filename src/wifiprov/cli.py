@@ -237,14 +237,11 @@ def logout() -> None:
     _console().print("Signed out.")
 
 
-fail_ = fail  # the demo's --fail option shadows the name
-
-
 @app.command()
 def demo(
-    fail: Annotated[
+    failure: Annotated[
         str | None,
-        typer.Option(help="show a failure first: wrong-password, not-found or no-dhcp"),
+        typer.Option("--fail", help="show a failure first: wrong-password, not-found or no-dhcp"),
     ] = None,
     http: Annotated[str, typer.Option(help="HTTP API address (port 0: any free)")] = (
         "127.0.0.1:0"
@@ -254,9 +251,8 @@ def demo(
     """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
     from wifiprov.demo import FAILURES, run_demo
 
-    if fail is not None and fail not in FAILURES:
-        fail_message = f"--fail must be one of {', '.join(FAILURES)}"
-        fail_(fail_message)
+    if failure is not None and failure not in FAILURES:
+        fail(f"--fail must be one of {', '.join(FAILURES)}")
     logging.basicConfig(level=logging.WARNING)
 
     def say(line: str) -> None:
@@ -268,11 +264,11 @@ def demo(
                 say,
                 _address(http, 0, "--http") or ("127.0.0.1", 0),
                 _address(gateway, 0, "--gateway") or ("127.0.0.1", 0),
-                fail,
+                failure,
             )
         )
     except OSError as exc:
-        fail_(f"cannot start the demo: {exc}", "choose other ports with --http / --gateway")
+        fail(f"cannot start the demo: {exc}", "choose other ports with --http / --gateway")
         return
     print(f"demo complete: '{result['device']['name']}' is online and answered '{result['V2']}'")
 
