@@ -13,12 +13,17 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 
 from wifiprov.cloud import accounts
 from wifiprov.cloud.app import Cloud
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.settings import CloudSettings
+
+# Shared, noisy machines: a slow example is not a failure.
+hypothesis.settings.register_profile("wifiprov", deadline=None)
+hypothesis.settings.load_profile("wifiprov")
 
 PG_ADMIN = os.environ.get("WIFIPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
