@@ -137,7 +137,10 @@ def provision(
                     err.print(f"[bold red]{exc.what}[/] {exc.todo}")
                     if Prompt.ask("Try again?", choices=["y", "n"], console=err) != "y":
                         raise
-                    choices.ssid = choices.password = None  # ask again
+                    # Ask again for the network and password only.
+                    choices.template = flow.chosen.get("template", choices.template)
+                    choices.device = flow.chosen.get("device", choices.device)
+                    choices.ssid = choices.password = None
 
     try:
         result = asyncio.run(main())

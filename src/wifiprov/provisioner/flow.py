@@ -76,6 +76,7 @@ class Provisioner:
         self.cloud, self.wifi, self.prompts, self._emit = cloud, wifi, prompts, emit
         self.online_timeout = online_timeout
         self._started = time.monotonic()
+        self.chosen: dict[str, str] = {}  # answers given so far (template, device): kept on retry
 
     def emit(self, step: str, message: str, **data: Any) -> None:
         self._emit(Event(step, message, round(time.monotonic() - self._started, 3), data))
@@ -133,6 +134,7 @@ class Provisioner:
             labels = [f"{t['name']} ({t['id']})" for t, _ in found]
             picked = self.ask_choice("Which template?", labels, "--template")
             template, prefix = found[labels.index(picked)]
+        self.chosen["template"] = template["id"]
         self.emit(
             "template",
             f"template {template['name']} ({template['id']})",
@@ -163,6 +165,7 @@ class Provisioner:
                 if len(candidates) == 1
                 else self.ask_choice("Which device?", candidates, "--device")
             )
+        self.chosen["device"] = ap
         self.emit("find", f"found device '{ap}'", device=ap)
         return ap
 
@@ -345,6 +348,8 @@ class Provisioner:
 
 
 PROGRESS = {
+    "WAIT_CONFIG": "the device gave up and is back in setup mode",
+    "CONFIGURING": "the device gave up and is back in setup mode",
     "CONNECTING_NET": "the device is joining the network",
     "CONNECTING_CLOUD": "the device joined the network; connecting to the cloud",
     "RUNNING": "the device is connected to the cloud",
