@@ -334,3 +334,28 @@ async def test_classic_radio_drops_the_ap_and_reports_through_last_error(
         await asyncio.wait_for(task, 10)
         await radio.close()
         air.close()
+
+
+@pytest.mark.parametrize(
+    "path,host",
+    [
+        ("/generate_204", "connectivitycheck.gstatic.com"),  # Android
+        ("/hotspot-detect.html", "captive.apple.com"),  # Apple
+        ("/connecttest.txt", "www.msftconnecttest.com"),  # Windows
+        ("/canonical.html", "detectportal.firefox.com"),  # Firefox
+        ("/generate_204", "192.168.4.1"),  # a probe by address
+        ("/", "example.com"),  # any other site
+    ],
+)
+async def test_captive_portal_probes_are_sent_to_the_setup_page(
+    rig: Rig, path: str, host: str
+) -> None:
+    async with await rig.portal() as portal:
+        reply = await portal.get(path, headers={"Host": host}, follow_redirects=False)
+        assert reply.status_code == 302
+        location = reply.headers["location"]
+        assert location == str(portal.base_url).rstrip("/") + "/"
+        page = await portal.get(location)
+        assert page.status_code == 200 and "Acme Thermostat-W8FH" in page.text
+        own = await portal.get("/board_info.json", headers={"Host": "blynk.setup"})
+        assert own.status_code == 200  # the device's own names are served, not redirected

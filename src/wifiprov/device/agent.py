@@ -88,6 +88,7 @@ class Agent:
             naming.chip_code(naming.mac_chip_id(radio.station_mac)),
         )
         self.portal_address: tuple[str, int] | None = None
+        self.portal_url = "http://192.168.4.1/"
         self.link: CloudLink | None = None
         self._write_handlers: dict[int, Callable[[int, list[str]], Any]] = {}
         self.on_connected: list[Callable[[], Any]] = []
@@ -247,6 +248,9 @@ class Agent:
         info = await self.radio.start_ap(self.ap_name)
         host, port = await self.portal.start(*info.portal_bind)
         self.portal_address = (host, port)
+        self.portal_url = (
+            f"http://{info.address}/" if info.portal_bind[1] == 80 else f"http://{host}:{port}/"
+        )
         await self.radio.publish_portal(host, port)
         log.info("access point '%s' open; portal on %s:%d", info.ssid, host, port)
 
@@ -336,11 +340,21 @@ class Agent:
             self.restart()
 
     # --- the portal (Edgent's SoftAP HTTP API) ---
-    async def _http(self, method: str, path: str, query: bytes) -> Reply:
+    async def _http(self, method: str, path: str, query: bytes, host: str) -> Reply:
+        if path in CAPTIVE_PROBES or host not in self._own_names():
+            # An OS checking for internet access, or a page of another site: send it to the
+            # setup page, which makes phones open their captive-portal sign-in sheet.
+            return Reply(302, b"", content_type=HTML, headers=[("Location", self.portal_url)])
         route = ROUTES.get(path)
         if route is None:
             return Reply(404, b'{"status":"error","msg":"Not found"}')
         return await route(self, query)
+
+    def _own_names(self) -> set[str]:
+        names = {"", "192.168.4.1", "blynk.setup", "localhost"}
+        if self.portal_address is not None:
+            names.add(self.portal_address[0])
+        return names
 
     async def _board_info(self, query: bytes) -> Reply:
         self.dispatch(sm.BoardInfoRead())
@@ -440,6 +454,23 @@ class Agent:
         page = setup_page(self.ap_name, self._scan, query, self.config.host, self.config.port)
         return Reply(200, page, content_type=HTML)
 
+
+# The paths operating systems fetch to detect a captive portal (Android, Apple, Windows, Firefox,
+# NetworkManager/GNOME). Answering them with a redirect makes each show its sign-in sheet.
+CAPTIVE_PROBES = frozenset(
+    {
+        "/generate_204",
+        "/gen_204",
+        "/hotspot-detect.html",
+        "/library/test/success.html",
+        "/connecttest.txt",
+        "/ncsi.txt",
+        "/redirect",
+        "/canonical.html",
+        "/success.txt",
+        "/check_network_status.txt",
+    }
+)
 
 ROUTES: dict[str, Callable[[Agent, bytes], Any]] = {
     "/board_info.json": Agent._board_info,

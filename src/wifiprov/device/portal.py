@@ -1,6 +1,7 @@
 """The device's HTTP server on its access point: a small asyncio + h11 shell.
 
-It knows HTTP, not provisioning: each request is handed to ``handler(method, path, query)``,
+It knows HTTP, not provisioning: each request is handed to
+``handler(method, path, query, host)`` (``host``: the Host header, lower case, without the port),
 which returns a ``Reply``. Connections may be kept alive; a request larger than the limit is
 answered 431/414 and the connection closed. One misbehaving client never blocks another.
 """
@@ -31,7 +32,7 @@ class Reply:
     after: Callable[[], None] | None = None  # runs once the reply is sent (e.g. a restart)
 
 
-Handler = Callable[[str, str, bytes], Awaitable[Reply]]
+Handler = Callable[[str, str, bytes, str], Awaitable[Reply]]
 
 
 class Portal:
@@ -110,8 +111,10 @@ class Portal:
         target = request.target
         path, _, query = target.partition(b"?")
         method = request.method.decode("ascii", "replace")
+        host = next((v for k, v in request.headers if k == b"host"), b"")
+        host_name = host.decode("ascii", "replace").lower().rsplit(":", 1)[0].strip("[]")
         try:
-            return await self.handler(method, path.decode("ascii", "replace"), query)
+            return await self.handler(method, path.decode("ascii", "replace"), query, host_name)
         except Exception:
             log.exception("handling %s %s failed", method, path)
             return Reply(500, b'{"status":"error","msg":"Internal error"}')

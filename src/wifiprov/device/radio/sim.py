@@ -190,9 +190,7 @@ class SimRadio(Radio):
             ) from None
         return self._joined(network)
 
-    async def _associate(
-        self, ssid: bytes, password: str, identity: str, hidden: bool
-    ) -> Network:
+    async def _associate(self, ssid: bytes, password: str, identity: str, hidden: bool) -> Network:
         candidates = [
             n
             for n in self.air.networks()
