@@ -272,6 +272,7 @@ class Agent:
                 network.ssid,
                 network.password,
                 identity=network.identity,
+                eap=network.eap,
                 hidden=network.hidden,
                 timeout=self.machine.settings.net_timeout + 1,
             )

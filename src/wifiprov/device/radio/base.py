@@ -173,12 +173,14 @@ class Radio(ABC):
         password: str,
         *,
         identity: str = "",
+        eap: str = "",
         hidden: bool = False,
         timeout: float,
     ) -> StationInfo:
         """Join ``ssid`` (leaving any network joined before) within ``timeout`` seconds, or raise
         ``ConnectError``. ``hidden``: probe for it directly (a network that hides its SSID is
-        otherwise not found). ``identity``: for WPA2-Enterprise."""
+        otherwise not found). ``identity`` and ``eap`` (``peap`` or ``ttls``): WPA2-Enterprise,
+        with ``password`` as the user's password."""
 
     @abstractmethod
     async def disconnect(self) -> None:

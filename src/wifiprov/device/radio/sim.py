@@ -172,6 +172,7 @@ class SimRadio(Radio):
         password: str,
         *,
         identity: str = "",
+        eap: str = "",
         hidden: bool = False,
         timeout: float,
     ) -> StationInfo:
