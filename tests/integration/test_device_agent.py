@@ -359,3 +359,46 @@ async def test_captive_portal_probes_are_sent_to_the_setup_page(
         assert page.status_code == 200 and "Acme Thermostat-W8FH" in page.text
         own = await portal.get("/board_info.json", headers={"Host": "blynk.setup"})
         assert own.status_code == 200  # the device's own names are served, not redirected
+
+
+async def test_saved_networks_fail_over_to_the_previous_one(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    rig.agent.dispatch(sm.ConfigStart())  # "Reconfigure": move the device to another network
+    await rig.until_state(State.WAIT_CONFIG)
+    async with await rig.portal() as portal:
+        query = config_query(request["token"], ssid="Neighbour", password="whatever123")
+        await portal.get("/config?" + query)
+        await rig.until_state(State.RUNNING)
+    stored = rig.store.load().config
+    assert [n.ssid for n in stored.networks] == [b"Neighbour", HOME.encode()]
+
+    neighbour = next(n for n in rig.air.networks() if n.ssid == b"Neighbour")
+    rig.air.remove_network(neighbour.id)  # the new network goes away: the old one still works
+
+    async def on_home() -> bool:
+        station = (await rig.agent.radio.status()).station
+        return station is not None and station.ssid == HOME.encode()
+
+    await until(on_home)
+    await rig.until_state(State.RUNNING, timeout=10)
+    assert [n.ssid for n in rig.store.load().config.networks] == [b"Neighbour", HOME.encode()]
+
+
+async def test_a_failed_new_network_keeps_the_working_configuration(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    before = rig.store.load().config
+    rig.agent.dispatch(sm.ConfigStart())
+    await rig.until_state(State.WAIT_CONFIG)
+    async with await rig.portal() as portal:
+        query = config_query(request["token"], ssid="Neighbour", password="wrong-password")
+        await portal.get("/config?" + query)
+        await rig.until_state(State.WAIT_CONFIG, timeout=10)
+        assert (await portal.get("/status.json")).json()["last_error"] == 722
+    after = rig.store.load().config
+    assert after.networks == before.networks and after.token == before.token

@@ -100,6 +100,7 @@ class Agent:
         self._cloud_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._restart = False
+        self.failure: Exception | None = None  # why the agent stopped on its own, if it did
         self.ready = asyncio.Event()  # set once the first state after boot is entered
         self._state_changed = asyncio.Event()  # set (and replaced) at every state change
 
@@ -141,6 +142,8 @@ class Agent:
         finally:
             if panel_task is not None:
                 panel_task.cancel()
+        if self.failure is not None:
+            raise self.failure
 
     def reset_from_button(self) -> None:
         self.dispatch(sm.ResetConfig("button held 10 s"))
@@ -233,7 +236,15 @@ class Agent:
         elif isinstance(action, sm.Disconnect):
             await self._disconnect()
         elif isinstance(action, sm.Commit):
-            self.store.save(replace(action.config, last_error=0, flags=Flags(valid=True)))
+            previous = self.store.load().config
+            networks = saved_networks(action.config.networks, previous)
+            committed = replace(
+                action.config, networks=networks, last_error=0, flags=Flags(valid=True)
+            )
+            self.store.save(committed)
+            # The machine keeps the config opaque; later retries fail over across all networks.
+            if self.machine.stored is action.config:
+                self.machine.stored = committed
             log.info("configuration saved (it logged in to the cloud)")
         elif isinstance(action, sm.RecordError):
             current = self.store.load().config
@@ -246,7 +257,16 @@ class Agent:
     async def _start_ap(self) -> None:
         self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then
         info = await self.radio.start_ap(self.ap_name)
-        host, port = await self.portal.start(*info.portal_bind)
+        try:
+            host, port = await self.portal.start(*info.portal_bind)
+        except OSError as exc:
+            # An AP without its portal cannot be provisioned: close it, say why, and stop
+            # (the service manager restarts us once the port is free).
+            log.error("cannot open the portal on %s:%d: %s", *info.portal_bind, exc)
+            await self.radio.stop_ap()
+            self.failure = exc  # for run() to re-raise: `wifiprov device` then exits 1
+            self.stop()
+            return
         self.portal_address = (host, port)
         self.portal_url = (
             f"http://{info.address}/" if info.portal_bind[1] == 80 else f"http://{host}:{port}/"
@@ -265,23 +285,33 @@ class Agent:
         await self.radio.disconnect()
 
     async def _join(self, config: StoredConfig) -> None:
-        network = config.networks[0]
-        log.info("joining network %r", network.ssid.decode("utf-8", "replace"))
-        try:
-            joined = await self.radio.connect(
-                network.ssid,
-                network.password,
-                identity=network.identity,
-                eap=network.eap,
-                hidden=network.hidden,
-                timeout=self.machine.settings.net_timeout + 1,
-            )
-        except ConnectError as exc:
-            log.info("could not join: %s", explain(int(exc.code)).what)
-            self.dispatch(sm.NetFailed(int(exc.code)))
+        """Join the first saved network that answers, in priority order (the newest first). A
+        failure reports the preferred network's reason: that is the one the user just gave."""
+        first_failure: ConnectError | None = None
+        # The machine allows net_timeout per network; with one network its timer should win,
+        # so the radio gets a second more.
+        timeout = self.machine.settings.net_timeout + (1 if len(config.networks) == 1 else 0)
+        for network in config.networks:
+            name = network.ssid.decode("utf-8", "replace")
+            log.info("joining network %r", name)
+            try:
+                joined = await self.radio.connect(
+                    network.ssid,
+                    network.password,
+                    identity=network.identity,
+                    eap=network.eap,
+                    hidden=network.hidden,
+                    timeout=timeout,
+                )
+            except ConnectError as exc:
+                log.info("could not join %r: %s", name, explain(int(exc.code)).what)
+                first_failure = first_failure or exc
+                continue
+            log.info("joined %r with address %s", name, joined.ip)
+            self.dispatch(sm.NetUp())
             return
-        log.info("joined %r with address %s", joined.ssid.decode("utf-8", "replace"), joined.ip)
-        self.dispatch(sm.NetUp())
+        code = first_failure.code if first_failure else E.NETWORK_NOT_FOUND
+        self.dispatch(sm.NetFailed(int(code)))
 
     async def _cloud(self, config: StoredConfig) -> None:
         c = self.config
@@ -386,7 +416,7 @@ class Agent:
                 query, edgent.ConfigDefaults(host=c.host, port=c.port, port_ssl=c.port_ssl)
             )
             security = next((e.security for e in self._scan if e.ssid == parsed.ssid), None)
-            edgent.check_password(parsed.password, security)
+            edgent.check_password(parsed.password, security or ("WPA2-EAP" if parsed.eap else None))
         except edgent.ConfigError as exc:
             log.info("rejected /config: %s", exc)
             return Reply(500, edgent.config_invalid(str(exc)))
@@ -395,6 +425,8 @@ class Agent:
         if self.machine.state not in (State.WAIT_CONFIG, State.CONFIGURING, State.CONNECTING_NET):
             return Reply(409, edgent.config_invalid("the device is not in provisioning mode"))
         pending = stored_config(parsed)
+        if security is None:  # not in the last scan: a hidden network, joined by probing its name
+            pending = replace(pending, networks=(replace(pending.networks[0], hidden=True),))
         log.info(
             "configuration received: network %r, token %s, cloud %s",
             parsed.ssid.decode("utf-8", "replace"),
@@ -482,6 +514,20 @@ ROUTES: dict[str, Callable[[Agent, bytes], Any]] = {
     "/status.json": Agent._status,
     "/": Agent._setup,
 }
+
+
+MAX_NETWORKS = 5  # saved networks the device fails over between
+
+
+def saved_networks(new: tuple[Network, ...], previous: StoredConfig) -> tuple[Network, ...]:
+    """The networks to keep after ``new`` logged in: ``new`` first, then the networks of the
+    previous working configuration (a device moved to a new router still knows the old one),
+    without repeats, at most ``MAX_NETWORKS``."""
+    kept = list(new)
+    if previous.is_configured:
+        ssids = {n.ssid for n in new}
+        kept += [n for n in previous.networks if n.ssid not in ssids]
+    return tuple(kept[:MAX_NETWORKS])
 
 
 def stored_config(parsed: edgent.DeviceConfig) -> StoredConfig:

@@ -322,10 +322,12 @@ def _enter_connecting_net(m: Machine) -> None:
     if m.ctx.ap_up and not (m.ctx.fresh and m.settings.ap_and_station):
         m.ctx.ap_up = False
         m.emit(StopAp())
+    config = m._config()
+    networks = max(1, len(getattr(config, "networks", ())))  # one timeout per saved network
     m.emit(
         CancelTimer(CONFIG_TIMER),
-        ConnectNet(m._config()),
-        StartTimer(NET_TIMER, m.settings.net_timeout),
+        ConnectNet(config),
+        StartTimer(NET_TIMER, m.settings.net_timeout * networks),
     )
 
 
