@@ -9,6 +9,7 @@ answered 431/414 and the connection closed. One misbehaving client never blocks 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,16 @@ class Portal:
         self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._serve, host, port, backlog=128)
+        try:
+            self.server = await asyncio.start_server(self._serve, host, port, backlog=128)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            from wifiprov.linux.ports import port_in_use_message  # only on this rare path
+
+            busy = OSError(port_in_use_message(host, port, "tcp"))
+            busy.errno = exc.errno
+            raise busy from None
         address = self.server.sockets[0].getsockname()
         return address[0], address[1]
 

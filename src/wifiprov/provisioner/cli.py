@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from rich.table import Table
 from wifiprov import session
 from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
 from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
+from wifiprov.provisioner.wifi.base import JoinFailed
 
 out = Console()
 err = Console(stderr=True)
@@ -53,14 +55,39 @@ def _cloud(cloud: str | None) -> CloudClient:
     return CloudClient(cloud or saved["cloud"], saved["token"])
 
 
-def _wifi(kind: str, air: Path | None) -> Any:
-    if kind != "sim":
-        _fail(f"phone WiFi backend '{kind}' is not available yet", "use --wifi sim")
-    from wifiprov.provisioner.wifi.sim import SimPhoneWifi
-    from wifiprov.sim.air import Air, default_directory
+def _wifi(kind: str, air: Path | None, portal: str | None, interface: str | None) -> Any:
+    """The phone-side WiFi backend; imported lazily (nm pulls in D-Bus)."""
+    if kind == "sim":
+        from wifiprov.provisioner.wifi.sim import SimPhoneWifi
+        from wifiprov.sim.air import Air, default_directory
 
-    # Each provisioner process is its own phone in the air, so several can work at once.
-    return SimPhoneWifi(Air(air or default_directory()), name=f"phone-{os.getpid()}")
+        # Each provisioner process is its own phone in the air, so several can work at once.
+        return SimPhoneWifi(Air(air or default_directory()), name=f"phone-{os.getpid()}")
+    if kind == "joined":
+        from wifiprov.provisioner.wifi.joined import DEFAULT_PORTAL, JoinedWifi
+
+        return JoinedWifi(portal or DEFAULT_PORTAL)
+    if kind == "nm":
+        try:
+            from wifiprov.provisioner.wifi.nm import NmPhoneWifi
+        except ImportError as exc:
+            _fail(f"the NetworkManager WiFi backend is not available: {exc}", "use --wifi joined")
+            raise AssertionError from None
+        return NmPhoneWifi(interface=interface)
+    _fail(f"no phone WiFi backend '{kind}'", "use --wifi sim, joined or nm")
+    raise AssertionError
+
+
+async def _restore_nm() -> None:
+    """Put the phone's WiFi back as it was if an earlier `provision --wifi nm` was cut short."""
+    try:
+        from wifiprov.provisioner.wifi.nm import restore_after_interruption
+    except ImportError as exc:
+        _fail(f"the NetworkManager WiFi backend is not available: {exc}", "use --wifi joined")
+        return
+    restored = restore_after_interruption()
+    if inspect.isawaitable(restored):
+        await restored
 
 
 def provision(
@@ -75,8 +102,20 @@ def provision(
     save: Annotated[bool, typer.Option(help="ask the device to save at once (Edgent save=1)")] = (
         False
     ),
-    wifi: Annotated[str, typer.Option(help="phone WiFi backend: sim")] = "sim",
+    wifi: Annotated[
+        str,
+        typer.Option(
+            help="phone WiFi backend: sim (the sim air), joined (you already joined the "
+            "device's WiFi) or nm (NetworkManager joins it)"
+        ),
+    ] = "sim",
     air: Annotated[Path | None, typer.Option(help="sim: the air's folder")] = None,
+    portal: Annotated[
+        str | None, typer.Option(help="joined: the device's portal URL (http://blynk.setup)")
+    ] = None,
+    interface: Annotated[
+        str | None, typer.Option(help="nm: the WiFi interface to use (default: the first)")
+    ] = None,
     cloud: Annotated[str | None, typer.Option(help="cloud URL (default: the saved session)")] = (
         None
     ),
@@ -120,10 +159,12 @@ def provision(
             err.print(f"[dim]{event.elapsed:6.2f}s[/] {event.message}")
 
     async def main() -> dict[str, Any]:
+        if wifi == "nm":
+            await _restore_nm()
         async with _cloud(cloud) as client:
             flow = Provisioner(
                 client,
-                _wifi(wifi, air),
+                _wifi(wifi, air, portal, interface),
                 show,
                 TerminalPrompts() if interactive else None,
                 online_timeout=timeout,
@@ -156,6 +197,11 @@ def provision(
         return
     except CloudRequestFailed as exc:
         _fail(f"the cloud said: {exc}")
+        return
+    except JoinFailed as exc:  # from the WiFi backend before any join (e.g. not on its network)
+        if json_events:
+            print(json.dumps({"step": "failed", "message": str(exc), "todo": ""}), flush=True)
+        _fail(str(exc))
         return
     if not json_events:
         out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) is online.")
