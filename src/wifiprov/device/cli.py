@@ -35,6 +35,10 @@ KEYS = (
     "button_pin",
     "allow_host_reboot",
     "ap_and_station",
+    "interface",
+    "takeover",
+    "country",
+    "dnsmasq_dir",
 )
 DEFAULTS: dict[str, Any] = {
     "vendor": "Blynk",
@@ -48,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "port_ssl": 443,
     "allow_host_reboot": False,
     "ap_and_station": True,
+    "takeover": False,
 }
 
 
@@ -91,6 +96,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", help="sim: this device's name in the air")
     p.add_argument("--mac", help="sim: the station MAC (it names the AP)")
     p.add_argument("--portal", help="sim: portal HOST:PORT (default: any free port)")
+    p.add_argument("--interface", help="nm: the WiFi interface (default: the first one NM manages)")
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        default=None,
+        help="nm: allow the AP on the interface that carries this machine's default route",
+    )
+    p.add_argument("--country", help="nm: WiFi country code, such as GB (unblocks WiFi on a Pi)")
+    p.add_argument(
+        "--dnsmasq-dir",
+        type=Path,
+        help="nm: NetworkManager's dnsmasq-shared.d (default /etc/NetworkManager/dnsmasq-shared.d)",
+    )
     p.add_argument("--store", type=Path, help="where the configuration is kept")
     p.add_argument("--host", help="default cloud host")
     p.add_argument("--port", type=int, help="default cloud port (plain TCP)")
@@ -126,7 +144,20 @@ def main(argv: list[str]) -> int:
     except (ValueError, OSError, NotImplementedError) as exc:
         print(f"error: cannot start the device agent: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if _is_nm_error(exc):  # NetworkManager missing, WiFi blocked, takeover refused ...
+            print(f"error: cannot start the device agent: {exc}", file=sys.stderr)
+            return 1
+        raise
     return 0
+
+
+def _is_nm_error(exc: Exception) -> bool:
+    if "wifiprov.linux.networkmanager" not in sys.modules:  # not imported: not one of its errors
+        return False
+    from wifiprov.linux.networkmanager import NmError
+
+    return isinstance(exc, NmError)
 
 
 async def _run(values: dict[str, Any]) -> None:
@@ -146,7 +177,22 @@ async def _run(values: dict[str, Any]) -> None:
         if values.get("portal"):
             host, _, port = str(values["portal"]).rpartition(":")
             options["portal"] = (host or "127.0.0.1", int(port))
+    elif values["radio"] == "nm":
+        options = {
+            "interface": values.get("interface"),
+            "takeover": bool(values["takeover"]),
+            "country": values.get("country"),
+        }
+        if values.get("dnsmasq_dir"):
+            options["snippet_dir"] = str(values["dnsmasq_dir"])
     radio = make_radio(values["radio"], **options)
+    opener = getattr(radio, "open", None)
+    if opener is not None:  # nm: reach NetworkManager and learn the MAC before the agent starts
+        try:
+            await opener()
+        except BaseException:
+            await radio.close()
+            raise
     store_path = Path(values["store"]).expanduser()
     store_path.parent.mkdir(parents=True, exist_ok=True)
     config = AgentConfig(

@@ -219,14 +219,14 @@ def make_radio(kind: str, **options: Any) -> Radio:
     """The radio backend ``kind`` built with ``options``.
 
     ``sim``: ``SimRadio`` options (``air`` may be an ``Air`` or its folder, ``device_id``, ...).
-    ``nm``: not yet, it comes with the NetworkManager backend issue."""
+    ``nm``: ``NmRadio`` options (``interface``, ``takeover``, ``country``, ``snippet_dir``, ...);
+    ``await radio.open()`` reaches NetworkManager and learns the MAC before the agent starts."""
     if kind == "sim":
         from wifiprov.device.radio.sim import SimRadio
 
         return SimRadio(**options)
     if kind == "nm":
-        raise NotImplementedError(
-            "the NetworkManager radio backend ('nm') comes with a later issue "
-            "(radio: NetworkManager backend, with DHCP and DNS on the AP); use the 'sim' radio"
-        )
+        from wifiprov.device.radio.nm import NmRadio
+
+        return NmRadio(**options)
     raise ValueError(f"unknown radio {kind!r}: choose one of {', '.join(RADIO_KINDS)}")
