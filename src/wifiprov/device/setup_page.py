@@ -1,8 +1,13 @@
 """The setup page at ``/``: provisioning from any browser, no app needed.
 
 Like Edgent's form (network, password, token matching ``[-_a-zA-Z0-9]{32}``, host, port), plus a
-network list from the last scan and live progress from ``/status.json``. The token can arrive in
-the page's URL (``/?token=…``), so a link from the cloud fills it in.
+network list from the last scan (strongest first, with an "other (hidden) network" choice),
+enterprise sign-in (``identity`` and ``eap``, our extension), checks with messages in words before
+anything is sent, and live progress from ``/status.json``: the steps, and on failure the reason and
+the form back. The token, host and ports can arrive in the page's URL (``/?token=…&host=…``), so the
+cloud's setup link fills them in. The page loads nothing from elsewhere (the phone has no internet
+on the device's AP), and everything from the device or the URL is escaped: SSIDs are arbitrary
+bytes, and one that is not UTF-8 is sent back as ``ssid_hex``.
 """
 
 from __future__ import annotations
@@ -15,29 +20,91 @@ from urllib.parse import parse_qs
 
 from wifiprov.wire.edgent import ScanEntry
 
-_PAGE = Template((files("wifiprov.device") / "setup_page.html").read_text("utf-8"))
+
+class _Page(Template):
+    delimiter = "%%"  # the page's CSS and JavaScript are full of ``$``
+
+
+_PAGE = _Page((files("wifiprov.device") / "setup_page.html").read_text("utf-8"))
+
+# How the page treats a scan's security word (Edgent's ``sec``): which fields it shows and how it
+# checks the password. The device checks again (``edgent.check_password``) and says why it refuses.
+_OPEN = {"OPEN", "OWE"}
+_WEP = {"WEP"}
+_PSK = {
+    "WPA", "WPA2", "WPA3", "WPA+WPA2", "WPA2+WPA3", "WAPI", "WPA/PSK", "WPA2/PSK", "WPA/WPA2/PSK"
+}
+
+
+def security_kind(security: str) -> str:
+    """``open``, ``wep``, ``psk``, ``ent`` (802.1X: identity + EAP method) or ``unknown``."""
+    sec = security.upper()
+    if sec in _OPEN:
+        return "open"
+    if sec in _WEP:
+        return "wep"
+    if sec in _PSK:
+        return "psk"
+    if "EAP" in sec or sec.endswith(" ENT") or "ENTERPRISE" in sec:
+        return "ent"
+    return "unknown"
+
+
+def _signal(rssi: int) -> str:
+    return "strong" if rssi >= -60 else "good" if rssi >= -75 else "weak"
+
+
+def network_options(networks: Iterable[ScanEntry]) -> str:
+    """``<option>``s for the networks a scan saw: named ones, each once (its strongest entry)."""
+    best: dict[bytes, ScanEntry] = {}
+    for entry in networks:
+        if entry.ssid and (entry.ssid not in best or entry.rssi > best[entry.ssid].rssi):
+            best[entry.ssid] = entry
+    options = []
+    for entry in sorted(best.values(), key=lambda e: -e.rssi):
+        try:
+            name, raw_hex = entry.ssid.decode("utf-8"), ""
+        except UnicodeDecodeError:  # shown with replacement characters, sent as its exact bytes
+            name, raw_hex = entry.ssid.decode("utf-8", "replace"), entry.ssid.hex()
+        kind = security_kind(entry.security)
+        security = "open" if kind == "open" else entry.security
+        label = f"{name} ({security}, {_signal(entry.rssi)} signal)"
+        attrs = {
+            "value": name,
+            "data-name": name,
+            "data-kind": kind,
+            "data-sec": entry.security,
+            "data-rssi": str(entry.rssi),
+        }
+        if raw_hex:
+            attrs["data-hex"] = raw_hex
+        text = " ".join(f'{key}="{html.escape(value)}"' for key, value in attrs.items())
+        options.append(f"<option {text}>{html.escape(label)}</option>")
+    return "".join(options)
 
 
 def setup_page(
     title: str, networks: Iterable[ScanEntry], query: bytes, host: str, port: int | None
 ) -> bytes:
     params = parse_qs(query.decode("utf-8", "replace"))
-    token = params.get("token", [""])[0]
-    host = params.get("host", [host])[0]
-    port_text = params.get("port", [str(port or "")])[0]
-    options = []
-    seen: set[bytes] = set()
-    for entry in networks:
-        if not entry.ssid or entry.ssid in seen:
-            continue
-        seen.add(entry.ssid)
-        name = entry.ssid.decode("utf-8", "replace")
-        label = f"{name} ({entry.security}, {entry.rssi} dBm)"
-        options.append(f'<option value="{html.escape(name)}">{html.escape(label)}</option>')
+
+    def param(name: str, default: str) -> str:
+        return params.get(name, [default])[0]
+
+    options = network_options(networks)
+    hint = (
+        "Networks the device found, strongest first."
+        if options
+        else "The device found no networks: choose “Other”, or move it closer to the router."
+    )
     return _PAGE.substitute(
         title=html.escape(title),
-        options="".join(options),
-        token=html.escape(token),
-        host=html.escape(host),
-        port=html.escape(port_text),
+        options=options,
+        scan_hint=html.escape(hint),
+        token=html.escape(param("token", "")),
+        host=html.escape(param("host", "")),
+        host_default=html.escape(host),
+        port=html.escape(param("port", "")),
+        port_default=html.escape(str(port or "")),
+        port_ssl=html.escape(param("port_ssl", "")),
     ).encode("utf-8")
