@@ -4,6 +4,10 @@ import sys
 
 
 def main() -> None:
+    if sys.argv[1:3] in (["device", "install"], ["device", "uninstall"]):
+        from wifiprov.device.service import main as service_main
+
+        sys.exit(service_main(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "device":
         from wifiprov.device.cli import main as device_main
 

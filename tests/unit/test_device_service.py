@@ -1,0 +1,92 @@
+"""`wifiprov device install --root DIR`: the systemd service files a Raspberry Pi gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from wifiprov.device.cli import load_settings
+
+WIFIPROV = [sys.executable, "-m", "wifiprov"]
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [*WIFIPROV, "device", "install", "--root", str(root), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) -> None:
+    name = 'Garden "Sensor" \\ ü\nnext line'
+    done = install(
+        tmp_path, "--template-id", "TMPL0001", "--template-name", name, "--country", "GB",
+        "--led-pin", "17", "--button-pin", "27", "--host", "cloud.example.com",
+        "--program", "/opt/wifiprov/bin/wifiprov",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "systemctl enable --now wifiprov-device.service" in done.stdout  # listed, not run
+
+    config = tmp_path / "etc/wifiprov/device.toml"
+    values = load_settings(config, {})  # the agent reads back exactly what was given
+    assert values["template_name"] == name and values["radio"] == "nm"
+    assert values["country"] == "GB" and values["led_pin"] == 17 and values["button_pin"] == 27
+    assert values["store"] == "/var/lib/wifiprov/device.json"
+
+    unit = (tmp_path / "etc/systemd/system/wifiprov-device.service").read_text()
+    assert "ExecStart=/opt/wifiprov/bin/wifiprov device --config /etc/wifiprov/device.toml" in unit
+    assert "User=wifiprov" in unit and "After=NetworkManager.service" in unit
+    assert "CAP_NET_BIND_SERVICE" in unit  # port 80 without root
+    rule = (tmp_path / "etc/polkit-1/rules.d/50-wifiprov.rules").read_text()
+    assert 'subject.user == "wifiprov"' in rule and "org.freedesktop.NetworkManager." in rule
+    assert (tmp_path / "etc/NetworkManager/dnsmasq-shared.d/wifiprov.conf").read_text() == ""
+
+
+def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    assert install(tmp_path, "--template-id", "T", "--template-name", "N",
+                   "--program", sys.executable).returncode == 0  # fmt: skip
+    unit = tmp_path / "etc/systemd/system/wifiprov-device.service"
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_existing_config_is_kept_unless_forced(tmp_path: Path) -> None:
+    assert install(tmp_path, "--template-id", "T1", "--template-name", "One").returncode == 0
+    config = tmp_path / "etc/wifiprov/device.toml"
+    assert install(tmp_path, "--template-id", "T2", "--template-name", "Two").returncode == 0
+    assert tomllib.loads(config.read_text())["device"]["template_id"] == "T1"
+    assert install(tmp_path, "--force", "--template-id", "T2",
+                   "--template-name", "Two").returncode == 0  # fmt: skip
+    assert tomllib.loads(config.read_text())["device"]["template_id"] == "T2"
+
+
+def test_install_without_a_template_explains_and_writes_nothing(tmp_path: Path) -> None:
+    done = install(tmp_path)
+    assert done.returncode == 1 and "--template-id" in done.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall"])
+def test_without_root_it_says_sudo(command: str) -> None:
+    argv = [*WIFIPROV, "device", command, "--template-id", "T", "--template-name", "N"]
+    if command == "uninstall":
+        argv = [*WIFIPROV, "device", "uninstall"]
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "sudo" in done.stderr
+
+
+def test_uninstall_removes_the_service_and_keeps_the_settings(tmp_path: Path) -> None:
+    assert install(tmp_path, "--template-id", "T", "--template-name", "N").returncode == 0
+    argv = [*WIFIPROV, "device", "uninstall", "--root", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "etc/systemd/system/wifiprov-device.service").exists()
+    assert not (tmp_path / "etc/polkit-1/rules.d/50-wifiprov.rules").exists()
+    assert (tmp_path / "etc/wifiprov/device.toml").exists() and "kept" in done.stdout
