@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the test tiers need: dnsmasq (DHCP and DNS on the AP, netns tier), chromium
 # (browser tier), dbus + the headers dbus-python builds against (python-dbusmock, NM tier),
-# dhclient (a real DHCP client in the phone namespace), iproute2 (namespaces and veth).
-DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2
+# dhclient (a real DHCP client in the phone namespace), iproute2 (namespaces and veth),
+# systemd (systemd-analyze checks the Raspberry Pi unit file).
+DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2 systemd
 
 .PHONY: install test lint unit integration demo bench clean
 
@@ -29,7 +30,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy --strict src/wifiprov/wire src/wifiprov/device/machine.py \
 		src/wifiprov/device/store.py src/wifiprov/device/panel.py src/wifiprov/device/radio \
-		src/wifiprov/sim
+		src/wifiprov/sim src/wifiprov/linux src/wifiprov/provisioner/wifi/nm.py \
+		src/wifiprov/device/service.py
 	$(BIN)/mypy --ignore-missing-imports src/wifiprov
 
 test: lint

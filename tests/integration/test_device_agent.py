@@ -15,6 +15,7 @@ from tests.integration.support import provisioning_token, template, until
 from wifiprov.device import machine as sm
 from wifiprov.device.agent import Agent, AgentConfig
 from wifiprov.device.machine import State
+from wifiprov.device.radio.base import ApInfo
 from wifiprov.device.radio.sim import SimRadio
 from wifiprov.device.store import ConfigStore
 from wifiprov.sim.air import Air
@@ -107,7 +108,13 @@ async def test_provisioning_end_to_end(rig: Rig) -> None:
     async with rig.cloud.client(rig.cloud.owner_token) as api:
         claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
         assert claim["status"] == "claimed"
-        device = (await api.get(f"/api/devices/{claim['device_id']}")).json()
+        device_url = f"/api/devices/{claim['device_id']}"
+
+        async def info_stored() -> bool:  # the info message follows the login, written behind
+            return bool((await api.get(device_url)).json()["info"])
+
+        await until(info_stored)
+        device = (await api.get(device_url)).json()
         assert device["online"] and device["info"]["template_id"] == rig.agent.config.template_id
     stored = rig.store.load().config
     assert stored.is_configured and stored.networks[0].ssid == HOME.encode()
@@ -402,3 +409,21 @@ async def test_a_failed_new_network_keeps_the_working_configuration(rig: Rig) ->
         assert (await portal.get("/status.json")).json()["last_error"] == 722
     after = rig.store.load().config
     assert after.networks == before.networks and after.token == before.token
+
+
+async def test_an_access_point_that_cannot_open_stops_the_agent_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    class BrokenRadio(SimRadio):
+        async def start_ap(self, ssid: str, passphrase: str | None = None, **kw: bool) -> ApInfo:
+            raise RuntimeError("NetworkManager left the bus while opening the AP")
+
+    air = Air(tmp_path / "air")
+    radio = BrokenRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
+    config = AgentConfig(template_id="TMPL1", template_name="Thermostat", host="127.0.0.1")
+    agent = Agent(config, radio, ConfigStore(tmp_path / "device.json"))
+    with pytest.raises(RuntimeError, match="left the bus"):
+        await asyncio.wait_for(agent.run(), 10)
+    assert air.aps() == [] and agent.portal_address is None
+    await radio.close()
+    air.close()

@@ -252,15 +252,21 @@ class Lab:
                 proc.wait(5)
                 culprit = self.port_in_use_message(self.device, self.AP_ADDRESS, port, proto)
                 raise LabError(f"{proc.argv[0]} exited: {proc.output().strip()}; {culprit}")
-            table = Path(f"/proc/{proc.pid}/net/{proto}")  # that process's namespace's view
+            # That process's own sockets: the namespace's table also lists a culprit's.
+            table = Path(f"/proc/{proc.pid}/net/{proto}")
             try:
-                ports = {
-                    int(line.split()[1].rsplit(":", 1)[1], 16)
-                    for line in table.read_text().splitlines()[1:]
+                inodes = {
+                    fields[9]
+                    for fields in (line.split() for line in table.read_text().splitlines()[1:])
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port
+                }
+                owned = {
+                    os.readlink(fd).removeprefix("socket:[").removesuffix("]")
+                    for fd in Path(f"/proc/{proc.pid}/fd").iterdir()
                 }
             except OSError:
-                ports = set()
-            if port in ports:
+                inodes, owned = set(), set()
+            if inodes & owned:
                 return
             time.sleep(0.05)
         raise LabError(f"{proc.argv[0]} did not bind {proto} port {port} in {timeout} s")

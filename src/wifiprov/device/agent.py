@@ -255,16 +255,20 @@ class Agent:
             log.info("configuration erased")
 
     async def _start_ap(self) -> None:
-        self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then
-        info = await self.radio.start_ap(self.ap_name)
         try:
+            self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then
+            info = await self.radio.start_ap(self.ap_name)
             host, port = await self.portal.start(*info.portal_bind)
-        except OSError as exc:
-            # An AP without its portal cannot be provisioned: close it, say why, and stop
-            # (the service manager restarts us once the port is free).
-            log.error("cannot open the portal on %s:%d: %s", *info.portal_bind, exc)
-            await self.radio.stop_ap()
-            self.failure = exc  # for run() to re-raise: `wifiprov device` then exits 1
+        except Exception as exc:
+            # A device that cannot open its AP and portal cannot be provisioned: say why and
+            # stop (exit 1); the service manager starts it again (NetworkManager restarting,
+            # port 80 freed ...). The message names the cause; it never holds a secret.
+            log.error("cannot open the access point and its portal: %s", exc)
+            try:
+                await self.radio.stop_ap()
+            except Exception:
+                log.debug("closing the access point failed too", exc_info=True)
+            self.failure = exc  # run() re-raises it, so `wifiprov device` exits 1 with it
             self.stop()
             return
         self.portal_address = (host, port)

@@ -63,6 +63,16 @@ class ProvisioningFailed(Exception):
         return cls(words.what, words.todo, code)
 
 
+def lost_device(doing: str, exc: httpx.HTTPError) -> ProvisioningFailed:
+    """The device stopped answering: this side left its network, or the device went away."""
+    reason = str(exc) or type(exc).__name__
+    return ProvisioningFailed(
+        f"lost the device's network while {doing} ({reason})",
+        "stay close to the device, rejoin its network and try again; "
+        "the device keeps its previous configuration",
+    )
+
+
 class Provisioner:
     def __init__(
         self,
@@ -184,10 +194,7 @@ class Provisioner:
         try:
             return await device.get(path, params=params or None)
         except httpx.HTTPError as exc:
-            raise ProvisioningFailed(
-                f"the device did not answer {path}: {exc}",
-                "check you are still on the device's network",
-            ) from None
+            raise lost_device(f"reading {path}", exc) from None
 
     async def board_info(self, device: httpx.AsyncClient, template: dict[str, Any]) -> Any:
         info = (await self._get(device, "/board_info.json")).json()
@@ -269,10 +276,7 @@ class Provisioner:
         try:
             reply = await device.get("/config?" + urlencode(params))
         except httpx.HTTPError as exc:
-            raise ProvisioningFailed(
-                f"the device did not take the configuration: {exc}",
-                "rejoin the device's network and try again",
-            ) from None
+            raise lost_device("sending the configuration", exc) from None
         if reply.status_code != 200:
             try:
                 detail = reply.json().get("detail") or reply.json().get("msg")
