@@ -403,3 +403,17 @@ async def test_button_reset_and_provisioned_again(world: World) -> None:
     code, events = await world.provision("--ssid", HOME, "--name", "Second")
     assert code == 0, events
     assert events[-1]["device"]["name"] == "Second"
+
+
+async def test_a_device_with_a_secured_ap_is_provisioned_with_its_passphrase(world: World) -> None:
+    await world.device("safe-1", "--ap-passphrase", "printed-on-label")
+    code, events = await world.provision("--ssid", HOME)  # no passphrase: refused, explained
+    assert code == 1, events
+    failure = events[-1]["message"]
+    assert "could not join the device's network" in failure, events
+    assert "printed-on-label" not in json.dumps(events)
+    code, events = await world.provision(
+        "--ssid", HOME, "--name", "Safe", env={"WIFIPROV_AP_PASSPHRASE": "printed-on-label"}
+    )
+    assert code == 0, [e["message"] for e in events]
+    assert "printed-on-label" not in json.dumps(events)

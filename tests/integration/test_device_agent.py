@@ -19,7 +19,7 @@ from wifiprov.device.radio.base import ApInfo
 from wifiprov.device.radio.sim import SimRadio
 from wifiprov.device.store import ConfigStore
 from wifiprov.sim.air import Air
-from wifiprov.sim.phone import SimPhone
+from wifiprov.sim.phone import JoinError, SimPhone
 
 HOME = "Home WiFi"
 PASSWORD = "correct horse"
@@ -427,3 +427,36 @@ async def test_an_access_point_that_cannot_open_stops_the_agent_with_the_reason(
     assert air.aps() == [] and agent.portal_address is None
     await radio.close()
     air.close()
+
+
+async def test_a_secured_captive_ap_takes_only_its_passphrase(tmp_path: Path) -> None:
+    air = Air(tmp_path / "air")
+    radio = SimRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
+    config = AgentConfig(
+        template_id="TMPL1", template_name="Thermostat", ap_passphrase="label-on-the-box"
+    )
+    agent = Agent(config, radio, ConfigStore(tmp_path / "device.json"))
+    task = asyncio.create_task(agent.run())
+    try:
+        await asyncio.wait_for(agent.ready.wait(), 10)
+        phone = SimPhone(air)
+        with pytest.raises(JoinError, match="passphrase"):
+            await phone.join(agent.ap_name, "guessed-wrong", timeout=10)
+        with pytest.raises(JoinError):
+            await phone.join(agent.ap_name, None, timeout=10)
+        portal = await phone.join(agent.ap_name, "label-on-the-box", timeout=10)
+        async with httpx.AsyncClient(base_url=portal, timeout=10) as client:
+            assert (await client.get("/board_info.json")).status_code == 200
+        status = await radio.status()
+        assert status.ap is not None and status.ap.secured and status.ap.captive
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 10)
+        await radio.close()
+        air.close()
+
+
+@pytest.mark.parametrize("passphrase", ["short", "x" * 64, "pässphrase-ünicode"])
+def test_an_ap_passphrase_wpa2_cannot_take_is_refused(passphrase: str) -> None:
+    with pytest.raises(ValueError, match="8 to 63 ASCII"):
+        AgentConfig(template_id="TMPL1", template_name="Thermostat", ap_passphrase=passphrase)

@@ -24,7 +24,7 @@ def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) 
     done = install(
         tmp_path, "--template-id", "TMPL0001", "--template-name", name, "--country", "GB",
         "--led-pin", "17", "--button-pin", "27", "--host", "cloud.example.com",
-        "--program", "/opt/wifiprov/bin/wifiprov",
+        "--program", "/opt/wifiprov/bin/wifiprov", "--ap-passphrase", "printed-on-label",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "systemctl enable --now wifiprov-device.service" in done.stdout  # listed, not run
@@ -34,6 +34,9 @@ def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) 
     assert values["template_name"] == name and values["radio"] == "nm"
     assert values["country"] == "GB" and values["led_pin"] == 17 and values["button_pin"] == 27
     assert values["store"] == "/var/lib/wifiprov/device.json"
+    assert values["ap_passphrase"] == "printed-on-label"
+    assert config.stat().st_mode & 0o777 == 0o640  # not for other users' eyes
+    assert "printed-on-label" not in done.stdout + done.stderr
 
     unit = (tmp_path / "etc/systemd/system/wifiprov-device.service").read_text()
     assert "ExecStart=/opt/wifiprov/bin/wifiprov device --config /etc/wifiprov/device.toml" in unit

@@ -50,6 +50,8 @@ class AgentConfig:
     ca_file: str | None = None
     heartbeat: int = 40
     allow_host_reboot: bool = False
+    ap_passphrase: str | None = None  # WPA2 on the AP (8-63 ASCII); None: an open AP, as Edgent's
+    captive: bool = True  # the AP's DNS answers every name with the portal (Edgent does too)
     machine: sm.Settings = field(default_factory=sm.Settings)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,9 @@ class AgentConfig:
         if not self.template_name.strip():
             raise ValueError("the template name must not be empty")
         self.firmware_type = self.firmware_type or self.template_id
+        passphrase = self.ap_passphrase
+        if passphrase is not None and not (8 <= len(passphrase) <= 63 and passphrase.isascii()):
+            raise ValueError("the AP passphrase must be 8 to 63 ASCII characters")
 
 
 def mask(secret: str) -> str:
@@ -257,7 +262,9 @@ class Agent:
     async def _start_ap(self) -> None:
         try:
             self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then
-            info = await self.radio.start_ap(self.ap_name)
+            info = await self.radio.start_ap(
+                self.ap_name, self.config.ap_passphrase, captive=self.config.captive
+            )
             host, port = await self.portal.start(*info.portal_bind)
         except Exception as exc:
             # A device that cannot open its AP and portal cannot be provisioned: say why and

@@ -39,6 +39,8 @@ KEYS = (
     "takeover",
     "country",
     "dnsmasq_dir",
+    "ap_passphrase",
+    "captive",
 )
 DEFAULTS: dict[str, Any] = {
     "vendor": "Blynk",
@@ -53,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "allow_host_reboot": False,
     "ap_and_station": True,
     "takeover": False,
+    "captive": True,
 }
 
 
@@ -117,6 +120,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--led-pin", type=int, help="GPIO of the status LED")
     p.add_argument("--button-pin", type=int, help="GPIO of the reset button")
     p.add_argument("--classic", action="store_true", help="drop the AP while connecting")
+    p.add_argument(
+        "--ap-passphrase",
+        help="WPA2 passphrase of the device's AP, 8-63 characters (default: an open AP); "
+        "better in the config file, where other users cannot see it",
+    )
+    p.add_argument(
+        "--no-captive",
+        dest="captive",
+        action="store_const",
+        const=False,
+        help="the AP's DNS answers only blynk.setup (default: every name, so that phones "
+        "open the setup page by themselves)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -166,6 +182,25 @@ async def _run(values: dict[str, Any]) -> None:
     from wifiprov.device.store import ConfigStore
     from wifiprov.sim.air import default_directory
 
+    # Settings first: a mistake there is reported before any radio is touched.
+    store_path = Path(values["store"]).expanduser()
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    config = AgentConfig(
+        template_id=values["template_id"],
+        template_name=values["template_name"],
+        vendor=values["vendor"],
+        firmware_version=values["firmware_version"],
+        firmware_type=values.get("firmware_type") or "",
+        board=values["board"],
+        host=values["host"],
+        port=values["port"],
+        port_ssl=values["port_ssl"],
+        ca_file=str(values["ca_file"]) if values.get("ca_file") else None,
+        allow_host_reboot=values["allow_host_reboot"],
+        ap_passphrase=values.get("ap_passphrase") or None,
+        captive=bool(values["captive"]),
+        machine=Settings(),
+    )
     options: dict[str, Any] = {}
     if values["radio"] == "sim":
         options = {
@@ -193,22 +228,6 @@ async def _run(values: dict[str, Any]) -> None:
         except BaseException:
             await radio.close()
             raise
-    store_path = Path(values["store"]).expanduser()
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    config = AgentConfig(
-        template_id=values["template_id"],
-        template_name=values["template_name"],
-        vendor=values["vendor"],
-        firmware_version=values["firmware_version"],
-        firmware_type=values.get("firmware_type") or "",
-        board=values["board"],
-        host=values["host"],
-        port=values["port"],
-        port_ssl=values["port_ssl"],
-        ca_file=str(values["ca_file"]) if values.get("ca_file") else None,
-        allow_host_reboot=values["allow_host_reboot"],
-        machine=Settings(),
-    )
     agent = Agent(config, radio, ConfigStore(store_path))
     if values.get("led_pin") is not None or values.get("button_pin") is not None:
         from gpiozero import LED, Button

@@ -4,7 +4,8 @@ What it installs, and why each piece:
 
 - a system user ``wifiprov`` (in group ``gpio`` for the LED and button): the agent never runs
   as root;
-- ``/etc/wifiprov/device.toml``: the agent's settings (kept if it exists, unless ``--force``);
+- ``/etc/wifiprov/device.toml``: the agent's settings (kept if it exists, unless ``--force``;
+  mode 0640, group ``wifiprov``: it may hold the AP passphrase);
 - ``/etc/systemd/system/wifiprov-device.service``: starts after NetworkManager, restarts on
   failure, may bind port 80 and set the WiFi country (capabilities, not root), keeps its
   configuration in ``/var/lib/wifiprov`` (mode 0700);
@@ -89,6 +90,7 @@ INSTALL_KEYS = (
     "country",
     "led_pin",
     "button_pin",
+    "ap_passphrase",
 )
 
 
@@ -124,12 +126,13 @@ def plan(values: dict[str, object], program: str, force: bool, root: Path | None
         POLKIT_RULE: (POLKIT_TEXT.format(user=USER), 0o644),
     }
     if force or not _under(root, CONFIG).exists():
-        files[CONFIG] = (config_text(values), 0o644)
+        files[CONFIG] = (config_text(values), 0o640)  # may hold the AP passphrase
     if not _under(root, DNSMASQ_SNIPPET).exists():
         files[DNSMASQ_SNIPPET] = ("", 0o644)
     commands = [
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
         ["chown", f"{USER}:{USER}", str(DNSMASQ_SNIPPET)],
+        ["chown", f"root:{USER}", str(CONFIG)],  # readable by the service, not by other users
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", "--now", UNIT_NAME],
     ]
@@ -241,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--country", help="WiFi country, e.g. GB (WiFi stays blocked until set)")
     i.add_argument("--led-pin", type=int, help="GPIO of the status LED")
     i.add_argument("--button-pin", type=int, help="GPIO of the reset button")
+    i.add_argument("--ap-passphrase", help="WPA2 passphrase of the device's AP (default: open)")
     i.add_argument("--program", help="the wifiprov executable (default: this one)")
     i.add_argument("--force", action="store_true", help="overwrite an existing device.toml")
     i.add_argument("--root", type=Path, help="write the files under this folder; run nothing")

@@ -99,6 +99,13 @@ def provision(
         Path | None, typer.Option(help="file holding the network's password")
     ] = None,
     name: Annotated[str | None, typer.Option(help="name for the device")] = None,
+    ap_passphrase: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WIFIPROV_AP_PASSPHRASE",
+            help="the device's WiFi passphrase, when its access point is secured",
+        ),
+    ] = None,
     save: Annotated[bool, typer.Option(help="ask the device to save at once (Edgent save=1)")] = (
         False
     ),
@@ -140,6 +147,7 @@ def provision(
         hidden=hidden,
         name=name,
         save=save,
+        ap_passphrase=ap_passphrase,
     )
 
     def show(event: Event) -> None:

@@ -45,6 +45,7 @@ class Choices:
     hidden: bool = False
     name: str | None = None
     save: bool = False
+    ap_passphrase: str | None = None  # the device's AP passphrase, when its AP is secured
 
 
 class Prompts(Protocol):
@@ -87,6 +88,7 @@ class Provisioner:
         self.online_timeout = online_timeout
         self._started = time.monotonic()
         self.chosen: dict[str, str] = {}  # answers given so far (template, device): kept on retry
+        self.ap_passphrase: str | None = None
 
     def emit(self, step: str, message: str, **data: Any) -> None:
         self._emit(Event(step, message, round(time.monotonic() - self._started, 3), data))
@@ -104,6 +106,7 @@ class Provisioner:
     # --- the steps ---
     async def run(self, choices: Choices) -> dict[str, Any]:
         self._started = time.monotonic()
+        self.ap_passphrase = choices.ap_passphrase
         template, prefix = await self.pick_template(choices)
         ap = await self.find_device(choices, prefix)
         portal = await self.join(ap)
@@ -181,7 +184,7 @@ class Provisioner:
 
     async def join(self, ap: str) -> str:
         try:
-            portal = await self.wifi.join(ap)
+            portal = await self.wifi.join(ap, self.ap_passphrase)
         except JoinFailed as exc:
             raise ProvisioningFailed(
                 f"could not join the device's network: {exc}",
@@ -323,7 +326,7 @@ class Provisioner:
         """The device did not come online: rejoin its AP and read why (``last_error``)."""
         self.emit("diagnose", "the device did not come online; asking it why")
         try:
-            portal = await self.wifi.join(ap)
+            portal = await self.wifi.join(ap, self.ap_passphrase)
             async with httpx.AsyncClient(base_url=portal, timeout=10) as device:
                 info = (await device.get("/board_info.json")).json()
         except (JoinFailed, httpx.HTTPError, ValueError):
