@@ -40,6 +40,7 @@ from wifiprov.device.radio.base import (
 from wifiprov.device.radio.dnsmasq import NM_CONF_DIR, SNIPPET_NAME, shared_snippet
 from wifiprov.linux import nm_settings as nms
 from wifiprov.linux.networkmanager import (
+    I_ACTIVE,
     I_DEVICE,
     ActivationFailed,
     DeviceGone,
@@ -421,14 +422,7 @@ class NmRadio(Radio):
         if not client.running:
             return
         if active:
-            with contextlib.suppress(DBusError):
-                if (
-                    await client.get(
-                        active, "org.freedesktop.NetworkManager.Connection.Active", "Uuid"
-                    )
-                    == uuid
-                ):
-                    await client.deactivate(active)
+            await _deactivate_if_ours(client, active, uuid)
         path = await client.connection_by_uuid(uuid) or path
         if path:
             await client.delete_own(path, self.owner, uuid)
@@ -444,15 +438,8 @@ class NmRadio(Radio):
     async def _disconnect(self, client: NmClient) -> None:
         profile, self._station_profile, self._station = self._station_profile, None, None
         if profile is not None and client.running:
-            path, uuid, active = profile
-            with contextlib.suppress(DBusError):
-                if (
-                    await client.get(
-                        active, "org.freedesktop.NetworkManager.Connection.Active", "Uuid"
-                    )
-                    == uuid
-                ):
-                    await client.deactivate(active)  # the profile stays: it is the working one
+            _, uuid, active = profile
+            await _deactivate_if_ours(client, active, uuid)  # the profile stays: it works
 
     async def status(self) -> RadioStatus:
         clients = await ap_clients(self._device.interface) if self._ap and self._device else 0
@@ -499,6 +486,13 @@ class NmRadio(Radio):
             log.warning("link lost: %s", reason)
             self._station = self._station_profile = None
             self._link_lost(reason)
+
+
+async def _deactivate_if_ours(client: NmClient, active: str, uuid: str) -> None:
+    """Deactivate ``active`` if it still is our profile ``uuid`` (NM may have moved on)."""
+    with contextlib.suppress(DBusError):
+        if await client.get(active, I_ACTIVE, "Uuid") == uuid:
+            await client.deactivate(active)
 
 
 def _check_ap(ssid: str, passphrase: str | None) -> None:
