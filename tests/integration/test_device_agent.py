@@ -96,6 +96,7 @@ async def test_provisioning_end_to_end(rig: Rig) -> None:
         info = (await portal.get("/board_info.json")).json()
         assert info["tmpl_id"] == rig.agent.config.template_id and info["board"] == "Thermostat"
         assert info["ssid"] == "Acme Thermostat-W8FH" and info["last_error"] == 0
+        assert info["ap_sta"] is True and info["scan_cached"] is False  # scans live
         assert rig.agent.state is State.CONFIGURING
         scan = (await portal.get("/wifi_scan.json")).json()
         assert [n["ssid"] for n in scan] == [HOME, "Neighbour"]
@@ -329,6 +330,7 @@ async def test_classic_radio_drops_the_ap_and_reports_through_last_error(
         async with httpx.AsyncClient(base_url=url, timeout=5) as portal:
             info = (await portal.get("/board_info.json")).json()
             assert info["ap_sta"] is False  # board info says the AP goes down while connecting
+            assert info["scan_cached"] is True  # and that the network list predates the AP
             await portal.get("/config?" + config_query("Z" * 32, password="wrong password"))
         async with asyncio.timeout(10):  # the AP closes, then comes back with the error
             while agent.state is not State.WAIT_CONFIG or agent.last_error == 0:

@@ -212,8 +212,10 @@ def test_board_info_keys() -> None:
     assert doc["ifs"] == [
         {"name": "wifi", "mac": "24:6f:28:aa:bb:cc", "scan": 1, "5ghz": 1, "static_ip": 1}
     ]
-    assert doc["ap_sta"] is True
+    assert doc["ap_sta"] is True and doc["scan_cached"] is False
     assert doc["wifi_scan"] is True and doc["static_ip"] is True and doc["last_error"] == 0
+    cached = json.loads(board_info_json(info(scan_cached=True)))
+    assert cached["scan_cached"] is True and list(cached)[-2:] == ["ap_sta", "scan_cached"]
 
 
 def test_board_info_flags() -> None:

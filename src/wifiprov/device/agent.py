@@ -412,6 +412,8 @@ class Agent:
             last_error=self.last_error,
             vendor=c.vendor,
             ap_sta=self.radio.ap_and_station,
+            # One radio cannot scan while it serves the AP: the list is the one taken before.
+            scan_cached=not self.radio.ap_and_station,
         )
         return Reply(200, edgent.board_info_json(info))
 

@@ -109,10 +109,12 @@ class BoardInfo:
     uid: str = ""  # newer firmware: a UUID kept by the device
     five_ghz: bool = False  # newer firmware: the wifi interface's "5ghz"
     ap_sta: bool = False  # extension: the AP stays up while the station connects
+    scan_cached: bool = False  # extension: /wifi_scan.json is the scan taken before the AP opened
 
 
 def board_info_json(info: BoardInfo) -> bytes:
-    """Every classic key in classic order, then the newer keys, then our ``ap_sta``.
+    """Every classic key in classic order, then the newer keys, then ours (``ap_sta``,
+    ``scan_cached``).
 
     With plain values the classic part is byte for byte classic Edgent's ``snprintf`` output.
     """
@@ -141,8 +143,9 @@ def board_info_json(info: BoardInfo) -> bytes:
                 "static_ip": int(info.static_ip),
             }
         ],
-        # extension
+        # extensions
         "ap_sta": info.ap_sta,
+        "scan_cached": info.scan_cached,
     }
     return _dumps(body)
 
