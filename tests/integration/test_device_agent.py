@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import RunningCloud
 from tests.integration.support import provisioning_token, template, until
+from wifiprov.device import agent as agent_module
 from wifiprov.device import machine as sm
 from wifiprov.device.agent import Agent, AgentConfig
 from wifiprov.device.machine import State
@@ -462,3 +463,50 @@ async def test_a_secured_captive_ap_takes_only_its_passphrase(tmp_path: Path) ->
 def test_an_ap_passphrase_wpa2_cannot_take_is_refused(passphrase: str) -> None:
     with pytest.raises(ValueError, match="8 to 63 ASCII"):
         AgentConfig(template_id="TMPL1", template_name="Thermostat", ap_passphrase=passphrase)
+
+
+async def test_an_ap_that_went_down_on_its_own_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_module, "AP_REOPEN_DELAY", 0.05)
+
+    class FlakyRadio(SimRadio):
+        opened = 0
+        fail_from = 99
+
+        async def start_ap(self, ssid: str, passphrase: str | None = None, **kw: bool) -> ApInfo:
+            self.opened += 1
+            if self.opened >= self.fail_from:
+                raise RuntimeError("NetworkManager is not running")
+            return await super().start_ap(ssid, passphrase, **kw)
+
+    air = Air(tmp_path / "air")
+    radio = FlakyRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
+    config = AgentConfig(template_id="TMPL1", template_name="Thermostat")
+    agent = Agent(config, radio, ConfigStore(tmp_path / "device.json"))
+    task = asyncio.create_task(agent.run())
+    phone = SimPhone(air)
+
+    async def ap_published() -> bool:
+        ap = air.ap("device-1")
+        return ap is not None and ap.portal is not None
+
+    async def reopened() -> bool:
+        return radio.opened == 2
+
+    await until(ap_published)
+    await radio.stop_ap()  # what NetworkManager restarting does to the AP ...
+    radio._ap_lost("NetworkManager restarted")  # ... and what the radio reports
+    await until(reopened)
+    await until(ap_published)
+    portal = await phone.join(agent.ap_name, timeout=10)
+    async with httpx.AsyncClient(base_url=portal, timeout=10) as client:
+        assert (await client.get("/board_info.json")).status_code == 200
+
+    radio.fail_from = 3  # the next reopening fails: the agent stops with the reason
+    await radio.stop_ap()
+    radio._ap_lost("NetworkManager restarted")
+    with pytest.raises(RuntimeError, match="not running"):
+        await asyncio.wait_for(task, 10)
+    await radio.close()
+    air.close()

@@ -494,3 +494,14 @@ async def test_snippet_in_a_directory_we_cannot_change(
     assert radio.snippet.read_text() == shared_snippet(address="192.168.4.1", captive=True)
     await radio.stop_ap()
     assert radio.snippet.read_text() == ""
+
+
+async def test_nm_stopping_while_the_ap_is_up_reports_the_ap_lost(
+    nm: NmMock, radio: NmRadio
+) -> None:
+    await radio.start_ap("Blynk Test-AAAA")
+    reasons: list[str] = []
+    radio.on_ap_lost(reasons.append)
+    nm.remove_device()
+    await until(lambda: bool(reasons), "the AP-lost callback")
+    assert "disappeared" in reasons[0] and (await radio.status()).ap is None

@@ -35,6 +35,8 @@ from wifiprov.wire.errors import explain
 
 log = logging.getLogger("wifiprov.device")
 
+AP_REOPEN_DELAY = 2.0  # seconds after the AP went down on its own before reopening it
+
 
 @dataclass
 class AgentConfig:
@@ -131,6 +133,7 @@ class Agent:
     async def run(self) -> None:
         """Run until ``stop()``; ``/reboot`` restarts the agent (re-reading its store)."""
         self.radio.on_link_lost(lambda reason: self.dispatch(sm.LinkLost()))
+        self.radio.on_ap_lost(self._on_ap_lost)
         panel_task = asyncio.create_task(self.panel.run()) if self.panel else None
         try:
             while True:
@@ -259,7 +262,20 @@ class Agent:
             self.store.erase()
             log.info("configuration erased")
 
+    def _on_ap_lost(self, reason: str) -> None:
+        log.warning("the access point went down (%s): reopening it", reason)
+        asyncio.get_running_loop().create_task(self._reopen_ap())
+
+    async def _reopen_ap(self) -> None:
+        """Give the radio a moment (NetworkManager restarting), then reopen the AP if the
+        machine still wants it; if that fails, ``_start_ap`` stops the agent with the reason
+        and the service manager restarts it."""
+        await asyncio.sleep(AP_REOPEN_DELAY)
+        if self.machine.ctx.ap_up and not self._stopped.is_set():
+            self._effects.put_nowait(sm.StartAp())
+
     async def _start_ap(self) -> None:
+        await self.portal.close()  # reopening: the old listener goes first
         try:
             self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then
             info = await self.radio.start_ap(

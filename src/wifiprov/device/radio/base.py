@@ -123,10 +123,12 @@ class Radio(ABC):
     """One WiFi radio: a station that joins networks, and an access point for provisioning.
 
     Methods are called one at a time (the agent serializes them). Backends call
-    ``_link_lost(reason)`` when a joined network goes away."""
+    ``_link_lost(reason)`` when a joined network goes away, and ``_ap_lost(reason)`` when their
+    access point goes down on its own."""
 
     def __init__(self) -> None:
         self._link_lost_callbacks: list[LinkLostCallback] = []
+        self._ap_lost_callbacks: list[LinkLostCallback] = []
 
     @property
     @abstractmethod
@@ -200,16 +202,29 @@ class Radio(ABC):
 
         return remove
 
+    def on_ap_lost(self, callback: LinkLostCallback) -> Callable[[], None]:
+        """Call ``callback(reason)`` when the access point went down without ``stop_ap``
+        (NetworkManager restarted, the interface went away); returns a remover."""
+        self._ap_lost_callbacks.append(callback)
+        return lambda: self._ap_lost_callbacks.remove(callback)
+
     @abstractmethod
     async def close(self) -> None:
         """Release the radio: close the AP, leave the network."""
 
     def _link_lost(self, reason: str) -> None:
-        for callback in list(self._link_lost_callbacks):
-            try:
-                callback(reason)
-            except Exception:
-                log.exception("link-lost callback %r failed", callback)
+        _call_each(self._link_lost_callbacks, reason)
+
+    def _ap_lost(self, reason: str) -> None:
+        _call_each(self._ap_lost_callbacks, reason)
+
+
+def _call_each(callbacks: list[LinkLostCallback], reason: str) -> None:
+    for callback in list(callbacks):
+        try:
+            callback(reason)
+        except Exception:
+            log.exception("radio callback %r failed", callback)
 
 
 RADIO_KINDS = ("sim", "nm")

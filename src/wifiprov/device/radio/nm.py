@@ -482,6 +482,7 @@ class NmRadio(Radio):
         if self._ap is not None:
             log.error("access point down: %s", reason)
             self._ap = self._ap_profile = None
+            self._ap_lost(reason)
         if self._station is not None:
             log.warning("link lost: %s", reason)
             self._station = self._station_profile = None
