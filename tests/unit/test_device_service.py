@@ -93,3 +93,14 @@ def test_uninstall_removes_the_service_and_keeps_the_settings(tmp_path: Path) ->
     assert not (tmp_path / "etc/systemd/system/wifiprov-device.service").exists()
     assert not (tmp_path / "etc/polkit-1/rules.d/50-wifiprov.rules").exists()
     assert (tmp_path / "etc/wifiprov/device.toml").exists() and "kept" in done.stdout
+
+
+def test_the_gpio_group_is_used_only_where_it_exists(tmp_path: Path) -> None:
+    pi, other = tmp_path / "pi", tmp_path / "other"
+    (pi / "etc").mkdir(parents=True)
+    (pi / "etc/group").write_text("root:x:0:\ngpio:x:997:pi\n")
+    unit = "etc/systemd/system/wifiprov-device.service"
+    for root in (pi, other):
+        assert install(root, "--template-id", "T", "--template-name", "N").returncode == 0
+    assert "SupplementaryGroups=gpio" in (pi / unit).read_text()
+    assert "SupplementaryGroups" not in (other / unit).read_text()  # it would not start

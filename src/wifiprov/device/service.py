@@ -2,8 +2,8 @@
 
 What it installs, and why each piece:
 
-- a system user ``wifiprov`` (in group ``gpio`` for the LED and button): the agent never runs
-  as root;
+- a system user ``wifiprov``: the agent never runs as root (the unit adds group ``gpio``, for
+  the LED and button, where that group exists);
 - ``/etc/wifiprov/device.toml``: the agent's settings (kept if it exists, unless ``--force``;
   mode 0640, group ``wifiprov``: it may hold the AP passphrase);
 - ``/etc/systemd/system/wifiprov-device.service``: starts after NetworkManager, restarts on
@@ -48,8 +48,7 @@ After=NetworkManager.service
 Type=exec
 User={user}
 Group={user}
-SupplementaryGroups=gpio
-ExecStart={exec_start}
+{groups}ExecStart={exec_start}
 Restart=on-failure
 RestartSec=5
 # Port 80 for the portal, and the WiFi country (iw reg set), without running as root.
@@ -120,7 +119,14 @@ def plan(values: dict[str, object], program: str, force: bool, root: Path | None
     exec_start = shlex.join([program, "device", "--config", str(CONFIG)])
     files: dict[Path, tuple[str, int]] = {
         UNIT: (
-            UNIT_TEXT.format(user=USER, exec_start=exec_start, dnsmasq_dir=DNSMASQ_SNIPPET.parent),
+            UNIT_TEXT.format(
+                user=USER,
+                exec_start=exec_start,
+                dnsmasq_dir=DNSMASQ_SNIPPET.parent,
+                # The LED and button (Raspberry Pi OS's group); a unit naming a missing group
+                # would not start at all.
+                groups="SupplementaryGroups=gpio\n" if _has_group(root, "gpio") else "",
+            ),
             0o644,
         ),
         POLKIT_RULE: (POLKIT_TEXT.format(user=USER), 0o644),
@@ -137,6 +143,14 @@ def plan(values: dict[str, object], program: str, force: bool, root: Path | None
         ["systemctl", "enable", "--now", UNIT_NAME],
     ]
     return Plan(files, commands)
+
+
+def _has_group(root: Path | None, name: str) -> bool:
+    try:
+        lines = _under(root, Path("/etc/group")).read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split(":", 1)[0] == name for line in lines)
 
 
 def _under(root: Path | None, path: Path) -> Path:
@@ -192,7 +206,6 @@ def install(args: argparse.Namespace) -> int:
         if subprocess.run(command, check=False).returncode != 0:
             return _error(f"`{shlex.join(command)}` failed (see above)")
         print(f"ran {shlex.join(command)}")
-    subprocess.run(["usermod", "-aG", "gpio", USER], check=False, capture_output=True)
     print(f"\nthe agent runs now; follow it with: journalctl -fu {UNIT_NAME}")
     return 0
 
