@@ -223,16 +223,21 @@ class Lab:
         return box["value"]  # type: ignore[no-any-return]
 
     # --- the pieces ---
-    def start_dnsmasq(self, *, captive: bool, timeout: float = 15) -> Process:
+    def start_dnsmasq(
+        self, *, captive: bool, timeout: float = 15, conf_dir: Path | None = None
+    ) -> Process:
         """The AP's DHCP and DNS as NetworkManager runs them, with our snippet; replaces a
-        running one. Raises LabError naming who holds the port when it cannot start."""
+        running one. ``conf_dir``: read that dnsmasq-shared.d as it is (what a device agent
+        wrote; ``captive`` is then ignored) instead of writing ours there. Raises LabError
+        naming who holds the port when it cannot start."""
         if self.dnsmasq is not None:
             self.dnsmasq.stop()
-        conf_dir = self.tmp / "dnsmasq-shared.d"
-        conf_dir.mkdir(exist_ok=True)
-        (conf_dir / SNIPPET_NAME).write_text(
-            shared_snippet(address=self.AP_ADDRESS, captive=captive)
-        )
+        if conf_dir is None:
+            conf_dir = self.tmp / "dnsmasq-shared.d"
+            conf_dir.mkdir(exist_ok=True)
+            (conf_dir / SNIPPET_NAME).write_text(
+                shared_snippet(address=self.AP_ADDRESS, captive=captive)
+            )
         argv = nm_like_command(
             interface=self.AP_LINK,
             address=self.AP_ADDRESS,

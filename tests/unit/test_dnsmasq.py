@@ -17,6 +17,8 @@ def _lines(text: str) -> list[str]:
 
 def test_captive_snippet_sends_every_name_to_the_portal_and_names_it_in_dhcp() -> None:
     assert _lines(shared_snippet(captive=True)) == [
+        "address=/blynk.setup/192.168.4.1",  # its AAAA answered locally, never forwarded
+        "local=/blynk.setup/",
         "address=/#/192.168.4.1",
         'dhcp-option=114,"http://192.168.4.1/"',
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
 import tomllib
@@ -240,9 +241,14 @@ async def _run(values: dict[str, Any]) -> None:
     button = None
     if values["radio"] == "sim":  # `wifiprov air press DEVICE` stands in for the button
         button = asyncio.create_task(_sim_button(options["air"], values["device_id"], agent))
+    # `systemctl stop` sends SIGTERM: stop as on Ctrl-C, so that the radio closes its AP (an
+    # NM profile and the dnsmasq snippet) instead of leaving them behind.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, agent.stop)
     try:
         await agent.run()
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         if button is not None:
             button.cancel()
         await radio.close()

@@ -27,21 +27,21 @@ def shared_snippet(*, address: str = "192.168.4.1", captive: bool) -> str:
     Captive: every name resolves to the portal, so phones' connectivity probes land on it and
     they open the setup page; DHCP option 114 names the portal for phones that read it.
     Not captive: only ``blynk.setup`` (and names under it) resolve to the portal; the rest is
-    forwarded upstream as NM's dnsmasq normally does.
+    forwarded upstream as NM's dnsmasq normally does. Either way ``blynk.setup``'s AAAA is
+    answered locally (no data), never forwarded.
     """
     ip = str(ipaddress.IPv4Address(address))  # refuse anything that is not an address
-    lines = ["# Written by wifiprov: DNS for the device's setup access point."]
+    lines = [
+        "# Written by wifiprov: DNS for the device's setup access point.",
+        f"address=/{SETUP_NAME}/{ip}",  # dnsmasq: the name and its subdomains
+        # Answer its AAAA locally (no data) instead of forwarding it: with no upstream yet,
+        # a forwarded AAAA stalls phones' dual-stack lookups (captive too: /#/ forwards AAAA).
+        f"local=/{SETUP_NAME}/",
+    ]
     if captive:
         lines += [
             f"address=/#/{ip}",
             f'dhcp-option={CAPTIVE_PORTAL_OPTION},"http://{ip}/"',
-        ]
-    else:
-        lines += [
-            f"address=/{SETUP_NAME}/{ip}",  # dnsmasq: the name and its subdomains
-            # Answer its AAAA locally (no data) instead of forwarding it: with no upstream yet,
-            # a forwarded AAAA stalls phones' dual-stack lookups.
-            f"local=/{SETUP_NAME}/",
         ]
     return "\n".join(lines) + "\n"
 
