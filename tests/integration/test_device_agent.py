@@ -510,3 +510,17 @@ async def test_an_ap_that_went_down_on_its_own_is_reopened(
         await asyncio.wait_for(task, 10)
     await radio.close()
     air.close()
+
+
+async def test_save_at_once_keeps_the_previous_networks_for_failover(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    rig.agent.dispatch(sm.ConfigStart())
+    await rig.until_state(State.WAIT_CONFIG)
+    async with await rig.portal() as portal:  # save=1: stored before it logs in (Edgent)
+        query = config_query(request["token"], ssid="Neighbour", password="whatever123", save="1")
+        await portal.get("/config?" + query)
+        await rig.until_state(State.RUNNING)
+    assert [n.ssid for n in rig.store.load().config.networks] == [b"Neighbour", HOME.encode()]

@@ -184,6 +184,12 @@ class NmMock:
             if str(method).startswith("AddAndActivateConnection")
         ]
 
+    def dev_prop_wireless(self, name: str) -> Any:
+        props = self.dbus.Interface(
+            self.bus.get_object(NM, self.device), "org.freedesktop.DBus.Properties"
+        )
+        return list(props.Get(NM + ".Device.Wireless", name))
+
     def device_prop(self, name: str) -> Any:
         props = self.dbus.Interface(
             self.bus.get_object(NM, self.device), "org.freedesktop.DBus.Properties"

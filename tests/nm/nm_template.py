@@ -120,7 +120,7 @@ def _outcome(settings, dev) -> tuple[str, int]:
         return _outcomes[ssid]
     seen = any(
         bytes(dbusmock.get_object(p).Get(ACCESS_POINT_IFACE, "Ssid")) == ssid
-        for p in dev.access_points
+        for p in _in_range(dev)
     )
     if not seen and not bool(wifi.get("hidden", False)):
         return "fail", 53
@@ -159,6 +159,9 @@ def _activate(manager, conn_path, dev_path, _specific):
     )
     _set_active_list(manager, lambda a: a.append(dbus.ObjectPath(ac_path)))
     dev.Set(DEVICE_IFACE, "ActiveConnection", dbus.ObjectPath(ac_path))
+    if ap_mode:  # NM: "Scanning not done in AP mode; clear the scan list" (nm-device-wifi.c)
+        dev.access_points.clear()
+        dev.Set(WIRELESS_DEVICE_IFACE, "AccessPoints", dbus.Array([], signature="o"))
     _device_state(dev, PREPARE, 0)
     kind, reason = _outcome(settings, dev)
     if kind == "hang":
@@ -177,7 +180,7 @@ def _activate(manager, conn_path, dev_path, _specific):
     else:
         address = "192.168.1.50"
         ssid = bytes(bytearray(wifi.get("ssid", [])))
-        for p in dev.access_points:
+        for p in _in_range(dev):
             if bytes(dbusmock.get_object(p).Get(ACCESS_POINT_IFACE, "Ssid")) == ssid:
                 dev.Set(WIRELESS_DEVICE_IFACE, "ActiveAccessPoint", dbus.ObjectPath(p))
                 break
@@ -219,7 +222,21 @@ def _deactivate(manager, ac_path):
     _take_down(manager, str(ac_path), USER_REQUESTED, failed=False)
 
 
+def _in_range(dev) -> list[str]:
+    """The APs on the air (activation finds them by scanning), listed by NM or not."""
+    return list(dict.fromkeys([*getattr(dev, "in_range", []), *dev.access_points]))
+
+
 def _request_scan(dev, _options):
+    active = str(dev.Get(DEVICE_IFACE, "ActiveConnection"))
+    serving = active != "/" and str(
+        dbusmock.get_object(
+            str(dbusmock.get_object(active).Get(ACTIVE_CONNECTION_IFACE, "Connection"))
+        ).settings.get("802-11-wireless", {}).get("mode", "")
+    ) == "ap"
+    if not serving:  # a scan lists what is on the air again
+        dev.access_points[:] = _in_range(dev)
+        dev.Set(WIRELESS_DEVICE_IFACE, "AccessPoints", dbus.Array(dev.access_points, "o"))
     dev.Set(
         WIRELESS_DEVICE_IFACE,
         "LastScan",
@@ -260,6 +277,7 @@ def AddWifi(self, name, iface, mac):
     path = stock.AddWiFiDevice(self, name, iface, DISCONNECTED)
     dev = dbusmock.get_object(path)
     dev.Set(WIRELESS_DEVICE_IFACE, "HwAddress", mac)
+    dev.Set(WIRELESS_DEVICE_IFACE, "PermHwAddress", mac)
     dev.AddProperties(
         WIRELESS_DEVICE_IFACE,
         {"LastScan": dbus.Int64(1000), "ActiveAccessPoint": dbus.ObjectPath("/")},
@@ -294,6 +312,7 @@ def AddRawAccessPoint(self, dev_path, name, ssid, bssid, frequency, strength, fl
         [],
     )
     dev.access_points.append(path)
+    dev.in_range = [*getattr(dev, "in_range", []), path]
     aps = dev.Get(WIRELESS_DEVICE_IFACE, "AccessPoints")
     aps.append(path)
     dev.Set(WIRELESS_DEVICE_IFACE, "AccessPoints", aps)

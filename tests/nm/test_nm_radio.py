@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nm import conftest as nm_conftest
 from tests.nm.conftest import EAP, PRIVACY, PSK, SAE, NmMock
 from wifiprov.device.radio import make_radio
 from wifiprov.device.radio.base import ConnectError, ConnectFailure
@@ -505,3 +506,47 @@ async def test_nm_stopping_while_the_ap_is_up_reports_the_ap_lost(
     nm.remove_device()
     await until(lambda: bool(reasons), "the AP-lost callback")
     assert "disappeared" in reasons[0] and (await radio.status()).ap is None
+
+
+async def test_the_ap_name_comes_from_the_permanent_mac(nm: NmMock, tmp_path: Path) -> None:
+    # NM randomizes the current MAC while it scans disconnected: the chip code must not follow.
+    wireless = nm_conftest.NM + ".Device.Wireless"
+    nm.mock.SetProperty(nm.device, wireless, "HwAddress", "6a:5e:11:22:33:44")
+    radio = NmRadio("wlan0", snippet_dir=tmp_path / "snippets")
+    await radio.open()
+    try:
+        assert radio.station_mac == "02:00:00:aa:bb:01"
+    finally:
+        await radio.close()
+
+
+async def test_a_join_after_the_ap_uses_the_scan_taken_before_it(
+    nm: NmMock, radio: NmRadio
+) -> None:
+    nm.add_ap("w3", b"WPA3 only", rsn=SAE)
+    assert [e.security for e in await radio.scan()] == ["WPA3"]
+    await radio.start_ap("Blynk Test-AAAA")  # NM empties its AP list while serving an AP
+    assert nm.dev_prop_wireless("AccessPoints") == []
+    await radio.connect(b"WPA3 only", "home password", timeout=5)
+    security = nm.added()[-1]["802-11-wireless-security"]
+    assert security["key-mgmt"] == "sae"  # not a guess from the password (wpa-psk → 722)
+
+
+async def test_our_own_profile_left_active_by_a_crash_is_not_someone_elses(
+    nm: NmMock, tmp_path: Path
+) -> None:
+    nm.add_ap("h", b"Home")
+    first = NmRadio("wlan0", snippet_dir=tmp_path / "snippets")
+    await first.open()
+    await first.connect(b"Home", "home password", timeout=5)
+    first._client.close()  # SIGKILL: no close(), our profile stays up with the default route
+    nm.set_manager("PrimaryConnection", nm.device_prop("ActiveConnection"))
+    active = nm.device_prop("ActiveConnection")
+    active_iface = nm_conftest.NM + ".Connection.Active"
+    nm.mock.SetProperty(active, active_iface, "Default", nm.dbus.Boolean(True))
+    second = NmRadio("wlan0", snippet_dir=tmp_path / "snippets")
+    try:
+        await second.open()  # no TakeoverRefused: that profile is ours
+        await second.start_ap("Blynk Test-AAAA")
+    finally:
+        await second.close()

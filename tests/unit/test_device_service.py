@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from wifiprov.device.cli import load_settings
+from wifiprov.device.service import unreachable
 
 WIFIPROV = [sys.executable, "-m", "wifiprov"]
 
 
-def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def install(root: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     argv = [*WIFIPROV, "device", "install", "--root", str(root), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=stdin)
 
 
 def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) -> None:
@@ -24,7 +25,8 @@ def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) 
     done = install(
         tmp_path, "--template-id", "TMPL0001", "--template-name", name, "--country", "GB",
         "--led-pin", "17", "--button-pin", "27", "--host", "cloud.example.com",
-        "--program", "/opt/wifiprov/bin/wifiprov", "--ap-passphrase", "printed-on-label",
+        "--program", "/opt/wifiprov/bin/wifiprov", "--ap-passphrase-file", "-",
+        stdin="printed-on-label\n",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "systemctl enable --now wifiprov-device.service" in done.stdout  # listed, not run
@@ -42,6 +44,7 @@ def test_install_writes_unit_polkit_rule_config_and_dns_snippet(tmp_path: Path) 
     assert "ExecStart=/opt/wifiprov/bin/wifiprov device --config /etc/wifiprov/device.toml" in unit
     assert "User=wifiprov" in unit and "After=NetworkManager.service" in unit
     assert "CAP_NET_BIND_SERVICE" in unit  # port 80 without root
+    assert "WorkingDirectory=/var/lib/wifiprov" in unit  # lgpio's pipe: not in read-only /
     rule = (tmp_path / "etc/polkit-1/rules.d/50-wifiprov.rules").read_text()
     assert 'subject.user == "wifiprov"' in rule and "org.freedesktop.NetworkManager." in rule
     assert (tmp_path / "etc/NetworkManager/dnsmasq-shared.d/wifiprov.conf").read_text() == ""
@@ -104,3 +107,17 @@ def test_the_gpio_group_is_used_only_where_it_exists(tmp_path: Path) -> None:
         assert install(root, "--template-id", "T", "--template-name", "N").returncode == 0
     assert "SupplementaryGroups=gpio" in (pi / unit).read_text()
     assert "SupplementaryGroups" not in (other / unit).read_text()  # it would not start
+
+
+def test_a_passphrase_wpa2_cannot_take_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    done = install(tmp_path, "--template-id", "T", "--template-name", "N",
+                   "--ap-passphrase-file", "-", stdin="short\n")  # fmt: skip
+    assert done.returncode == 1 and "8 to 63" in done.stderr and "short" not in done.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_a_program_in_a_home_folder_is_refused() -> None:
+    # Checked as a function: the real install path (not --root) would change this machine.
+    assert "home folder" in (unreachable("/home/pi/.venv/bin/wifiprov") or "")
+    assert "home folder" in (unreachable("/root/.venv/bin/wifiprov") or "")
+    assert unreachable("/opt/wifiprov/bin/wifiprov") is None

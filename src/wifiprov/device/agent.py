@@ -108,6 +108,7 @@ class Agent:
         self._stopped = asyncio.Event()
         self._restart = False
         self.failure: Exception | None = None  # why the agent stopped on its own, if it did
+        self._working = StoredConfig()
         self.ready = asyncio.Event()  # set once the first state after boot is entered
         self._state_changed = asyncio.Event()  # set (and replaced) at every state change
 
@@ -171,6 +172,7 @@ class Agent:
         self.last_error = stored.last_error
         configured = stored.is_configured
         self.machine.stored = stored if configured else None
+        self._working = stored if configured else StoredConfig()  # last config that logged in
         log.info(
             "boot: %s; device name '%s'",
             "configured" if configured else "not configured",
@@ -244,12 +246,13 @@ class Agent:
         elif isinstance(action, sm.Disconnect):
             await self._disconnect()
         elif isinstance(action, sm.Commit):
-            previous = self.store.load().config
-            networks = saved_networks(action.config.networks, previous)
+            # Not the store: with save=1 it already holds the new config, not the working one.
+            networks = saved_networks(action.config.networks, self._working)
             committed = replace(
                 action.config, networks=networks, last_error=0, flags=Flags(valid=True)
             )
             self.store.save(committed)
+            self._working = committed
             # The machine keeps the config opaque; later retries fail over across all networks.
             if self.machine.stored is action.config:
                 self.machine.stored = committed
@@ -260,6 +263,7 @@ class Agent:
                 self.store.save(replace(current, last_error=action.code))
         elif isinstance(action, sm.EraseConfig):
             self.store.erase()
+            self._working = StoredConfig()
             log.info("configuration erased")
 
     def _on_ap_lost(self, reason: str) -> None:
@@ -275,6 +279,8 @@ class Agent:
             self._effects.put_nowait(sm.StartAp())
 
     async def _start_ap(self) -> None:
+        if self.portal.serving and (await self.radio.status()).ap_up:
+            return  # already open: a reopening raced the machine's own StartAp
         await self.portal.close()  # reopening: the old listener goes first
         try:
             self._scan = await self.radio.scan()  # before the AP: some radios cannot scan then

@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="nm: allow the AP on the interface that carries this machine's default route",
     )
-    p.add_argument("--country", help="nm: WiFi country code, such as GB (unblocks WiFi on a Pi)")
+    p.add_argument("--country", help="nm: WiFi country code, such as GB")
     p.add_argument(
         "--dnsmasq-dir",
         type=Path,

@@ -20,6 +20,7 @@ What it installs, and why each piece:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -56,6 +57,8 @@ AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_ADMIN
 StateDirectory=wifiprov
 StateDirectoryMode=0700
+# lgpio (gpiozero on Bookworm) makes its notification pipe in the working directory.
+WorkingDirectory=/var/lib/wifiprov
 ProtectSystem=strict
 ReadWritePaths={dnsmasq_dir}
 ProtectHome=yes
@@ -135,7 +138,12 @@ def plan(values: dict[str, object], program: str, force: bool, root: Path | None
         files[CONFIG] = (config_text(values), 0o640)  # may hold the AP passphrase
     if not _under(root, DNSMASQ_SNIPPET).exists():
         files[DNSMASQ_SNIPPET] = ("", 0o644)
-    commands = [
+    commands = []
+    if values.get("country") and shutil.which("raspi-config"):
+        # As root, once: sets the country for good and lifts the rfkill block Raspberry Pi OS
+        # keeps until then (the service, not root, can only `iw reg set` until the next boot).
+        commands.append(["raspi-config", "nonint", "do_wifi_country", str(values["country"])])
+    commands += [
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
         ["chown", f"{USER}:{USER}", str(DNSMASQ_SNIPPET)],
         ["chown", f"root:{USER}", str(CONFIG)],  # readable by the service, not by other users
@@ -173,8 +181,12 @@ def write_files(p: Plan, root: Path | None) -> list[Path]:
         target = _under(root, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        tmp.chmod(mode)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # O_CREAT keeps an old file's mode: start afresh
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never readable first
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, mode)  # the umask may have taken bits away
         os.replace(tmp, target)  # whole or not at all
         written.append(target)
     return written
@@ -186,12 +198,19 @@ def install(args: argparse.Namespace) -> int:
         return _error("installing a service needs root: run it with sudo")
     if root is None and shutil.which("systemctl") is None:
         return _error("systemd is not running here (no systemctl): use --root DIR to write files")
-    values = {k: getattr(args, k) for k in INSTALL_KEYS}
+    values = {k: getattr(args, k, None) for k in INSTALL_KEYS}
     if not (values["template_id"] and values["template_name"]) and (
         not _under(root, CONFIG).exists() or args.force
     ):
         return _error("give --template-id and --template-name (from your cloud's template)")
     program = args.program or _program()
+    if root is None and (problem := unreachable(program)):
+        return _error(problem)
+    if args.ap_passphrase_file is not None:
+        try:
+            values["ap_passphrase"] = _read_secret(args.ap_passphrase_file)
+        except (OSError, ValueError) as exc:
+            return _error(f"cannot use the AP passphrase: {exc}")
     p = plan(values, program, args.force, root)
     for path in write_files(p, root):
         print(f"wrote {path}")
@@ -229,6 +248,26 @@ def uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
+def unreachable(program: str) -> str | None:
+    """Why the service could not start ``program``, if it could not."""
+    if program.startswith(("/home/", "/root/")):
+        return (
+            f"{program} is in a home folder, which the service cannot reach (ProtectHome): "
+            "install wifiprov in /opt (see docs/raspberry-pi.md), or give --program"
+        )
+    return None
+
+
+def _read_secret(source: str) -> str:
+    """A passphrase from a file, or standard input for ``-``: never from the command line,
+    which sudo logs and other users can see."""
+    text = sys.stdin.readline() if source == "-" else Path(source).read_text()
+    secret = text.strip("\r\n")
+    if not (8 <= len(secret) <= 63 and secret.isascii()):
+        raise ValueError("a WPA2 passphrase is 8 to 63 ASCII characters")
+    return secret
+
+
 def _program() -> str:
     found = Path(sys.executable).with_name("wifiprov")
     return str(found) if found.exists() else (shutil.which("wifiprov") or "wifiprov")
@@ -257,7 +296,12 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--country", help="WiFi country, e.g. GB (WiFi stays blocked until set)")
     i.add_argument("--led-pin", type=int, help="GPIO of the status LED")
     i.add_argument("--button-pin", type=int, help="GPIO of the reset button")
-    i.add_argument("--ap-passphrase", help="WPA2 passphrase of the device's AP (default: open)")
+    i.add_argument(
+        "--ap-passphrase-file",
+        metavar="FILE",
+        help="file holding the WPA2 passphrase of the device's AP, or - for standard input "
+        "(default: an open AP)",
+    )
     i.add_argument("--program", help="the wifiprov executable (default: this one)")
     i.add_argument("--force", action="store_true", help="overwrite an existing device.toml")
     i.add_argument("--root", type=Path, help="write the files under this folder; run nothing")

@@ -52,6 +52,11 @@ _GONE_ERRORS = {
 }
 
 
+# Device states that end an activation that had started (the device fell back, or someone
+# unmanaged it) without NM saying FAILED.
+_FELL_BACK = {nms.DEVICE_DISCONNECTED, nms.DEVICE_UNAVAILABLE, nms.DEVICE_UNMANAGED}
+
+
 class NmError(Exception):
     """Something about NetworkManager stops the operation; the message says what to do."""
 
@@ -263,7 +268,10 @@ class NmClient:
                 continue
             if not interface and not props.get("Managed", True):
                 continue
-            hw = await self.get(path, I_WIRELESS, "HwAddress")
+            # The permanent MAC: NM randomizes the current one while scanning disconnected,
+            # and the device's name (its AP's chip code) must not change between starts.
+            wireless = await self.get_all(path, I_WIRELESS)
+            hw = wireless.get("PermHwAddress") or wireless.get("HwAddress", "")
             return WifiDevice(path, str(props["Interface"]), str(hw).lower())
         if interface:
             raise NoWifiDevice(
@@ -451,9 +459,7 @@ class NmClient:
                 if new == nms.DEVICE_ACTIVATED:
                     if await self.get(device.path, I_DEVICE, "ActiveConnection") == active:
                         return
-                elif new == nms.DEVICE_FAILED or (
-                    started and new in (nms.DEVICE_DISCONNECTED, nms.DEVICE_UNAVAILABLE)
-                ):
+                elif new == nms.DEVICE_FAILED or (started and new in _FELL_BACK):
                     failure = nms.failure_for_reason(reason, associated=associated)
                     raise ActivationFailed(failure, reason, f"device state reason {reason}")
             elif msg.interface == I_ACTIVE and msg.path == active:

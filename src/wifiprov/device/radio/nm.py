@@ -62,7 +62,12 @@ _FAILURES = {
     nms.Failure.NO_ADDRESS: ConnectFailure.NO_ADDRESS,
     nms.Failure.OTHER: ConnectFailure.OTHER,
 }
-_DOWN_STATES = {nms.DEVICE_UNAVAILABLE, nms.DEVICE_DISCONNECTED, nms.DEVICE_FAILED}
+_DOWN_STATES = {
+    nms.DEVICE_UNMANAGED,
+    nms.DEVICE_UNAVAILABLE,
+    nms.DEVICE_DISCONNECTED,
+    nms.DEVICE_FAILED,
+}
 _Profile = tuple[str, str, str]  # settings path, uuid, active-connection path
 
 
@@ -111,6 +116,7 @@ class NmRadio(Radio):
         self._station: StationInfo | None = None
         self._station_profile: _Profile | None = None
         self._scan_cache: list[ScanEntry] | None = None
+        self._scanned: list[nms.AccessPoint] = []  # the last scan as NM gave it (with flags)
         self._busy = 0
         self._closed = False
 
@@ -177,7 +183,8 @@ class NmRadio(Radio):
         client, device = await self._ready()
         await client.request_scan(device, self.scan_timeout)
         entries = []
-        for ap in await client.access_points(device):
+        self._scanned = await client.access_points(device)
+        for ap in self._scanned:
             hidden = not ap.ssid.strip(b"\0")  # hidden networks beacon an empty or NUL SSID
             entries.append(
                 ScanEntry(
@@ -243,6 +250,10 @@ class NmRadio(Radio):
         _, props = current
         if props.get("Uuid") in self._created:
             return
+        with contextlib.suppress(DBusError):  # ours from an earlier run (a crash, a SIGKILL)
+            settings = await client.connection_settings(str(props.get("Connection")))
+            if nms.owner_of(settings) == self.owner:
+                return
         name, uuid = props.get("Id"), props.get("Uuid")
         if not (props.get("Default") or props.get("Default6")):
             log.warning("%s: the access point replaces connection %r", device.interface, name)
@@ -361,8 +372,13 @@ class NmRadio(Radio):
         if self._ap_profile is not None:
             await self._stop_ap(client)
         self._station = None  # the previous profile stays until the new one works
-        seen = [ap for ap in await client.access_points(device) if ap.ssid == ssid]
-        best = None if hidden or not seen else max(seen, key=lambda ap: ap.strength)
+        # NM empties its AP list while serving an AP and has not rescanned yet when we get
+        # here after closing it: the last scan's flags then tell the key management.
+        current = await client.access_points(device)
+        seen = [ap for ap in current if ap.ssid == ssid] or [
+            ap for ap in self._scanned if ap.ssid == ssid
+        ]
+        best = max(seen, key=lambda ap: ap.strength) if seen else None
         key_mgmt = nms.key_mgmt_for(best, password, identity, eap)
         if key_mgmt in ("wpa-psk", "sae") and not nms.psk_valid(password):
             raise ConnectError(
