@@ -109,6 +109,7 @@ class Agent:
         self._restart = False
         self.failure: Exception | None = None  # why the agent stopped on its own, if it did
         self._working = StoredConfig()
+        self._reopen_task: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
         self.ready = asyncio.Event()  # set once the first state after boot is entered
         self._state_changed = asyncio.Event()  # set (and replaced) at every state change
 
@@ -268,7 +269,7 @@ class Agent:
 
     def _on_ap_lost(self, reason: str) -> None:
         log.warning("the access point went down (%s): reopening it", reason)
-        asyncio.get_running_loop().create_task(self._reopen_ap())
+        self._reopen_task = asyncio.get_running_loop().create_task(self._reopen_ap())
 
     async def _reopen_ap(self) -> None:
         """Give the radio a moment (NetworkManager restarting), then reopen the AP if the
