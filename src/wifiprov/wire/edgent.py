@@ -108,6 +108,7 @@ class BoardInfo:
     vendor: str = "Blynk"  # newer firmware: the vendor prefix
     uid: str = ""  # newer firmware: a UUID kept by the device
     five_ghz: bool = False  # newer firmware: the wifi interface's "5ghz"
+    eth_mac: str | None = None  # the wired interface's MAC, when the device has one
     ap_sta: bool = False  # extension: the AP stays up while the station connects
     scan_cached: bool = False  # extension: /wifi_scan.json is the scan taken before the AP opened
 
@@ -117,7 +118,22 @@ def board_info_json(info: BoardInfo) -> bytes:
     ``scan_cached``).
 
     With plain values the classic part is byte for byte classic Edgent's ``snprintf`` output.
+    ``ifs`` lists ``wifi``, then ``eth`` when ``eth_mac`` is set.
     """
+    ifs: list[dict[str, Any]] = [
+        {
+            "name": "wifi",
+            "mac": info.mac,
+            "scan": int(info.wifi_scan),
+            "5ghz": int(info.five_ghz),
+            "static_ip": int(info.static_ip),
+        }
+    ]
+    if info.eth_mac is not None:
+        # Edgent-Arduino's Ethernet entry (its BLE "ifs" reply: name, mac, status, ip when
+        # connected, static_ip). Its SoftAP board info lists WiFi only; a Linux board with both
+        # lists both here. No "status": the app reads "ready" as "no network setup needed".
+        ifs.append({"name": "eth", "mac": info.eth_mac, "static_ip": int(info.static_ip)})
     body: dict[str, Any] = {
         # classic Edgent (blynk-library examples/Blynk.Edgent)
         "board": info.board,
@@ -134,15 +150,7 @@ def board_info_json(info: BoardInfo) -> bytes:
         "vendor": info.vendor,
         "name": info.ssid,
         "uid": info.uid,
-        "ifs": [
-            {
-                "name": "wifi",
-                "mac": info.mac,
-                "scan": int(info.wifi_scan),
-                "5ghz": int(info.five_ghz),
-                "static_ip": int(info.static_ip),
-            }
-        ],
+        "ifs": ifs,
         # extensions
         "ap_sta": info.ap_sta,
         "scan_cached": info.scan_cached,
@@ -182,9 +190,15 @@ class ConfigError(ValueError):
         self.reason = reason
 
 
+NO_HOST = (
+    "this device has no cloud server configured; give the server's host name "
+    "(the setup link from your account carries it)"
+)
+
+
 @dataclass(frozen=True)
 class ConfigDefaults:
-    host: str  # used when ``host`` is empty (Edgent: blynk.cloud)
+    host: str  # used when ``host`` is empty (Edgent: blynk.cloud); "" means there is none
     port: int  # used when ``port`` is empty
     port_ssl: int | None = None  # used when ``port_ssl`` is empty (Edgent: 443)
 
@@ -324,7 +338,9 @@ def parse_config_query(query: bytes, defaults: ConfigDefaults) -> DeviceConfig:
 
     Valid iff the token has 32 characters and (the interface is not wifi, or an SSID is given), as
     in Edgent, plus our stricter checks; anything else raises ``ConfigError``. ``save`` is true for
-    ``1`` or ``true`` (any case), as in Edgent-Arduino; any other value is false.
+    ``1`` or ``true`` (any case), as in Edgent-Arduino; any other value is false. An empty ``host``
+    takes ``defaults.host``; when that is empty too, the query must name the host (Edgent would
+    fall back to blynk.cloud, Blynk's commercial cloud).
     """
     args = _split_query(query)
     interface = _text(args, "if") or "wifi"  # classic Edgent sends no "if": wifi
@@ -334,6 +350,8 @@ def parse_config_query(query: bytes, defaults: ConfigDefaults) -> DeviceConfig:
     password = _text(args, "pass")
     token = _token(args)
     host = _text(args, "host") or defaults.host  # Edgent: empty keeps the default
+    if not host:  # extension: no default, rather than Blynk's commercial cloud
+        raise ConfigError("host", NO_HOST)
     if not _HOST.fullmatch(host):
         raise ConfigError(
             "host",
