@@ -17,9 +17,11 @@ from wifiprov.device.radio import (
     ScanEntry,
     make_radio,
 )
+from wifiprov.device.radio.base import StaticIp
 from wifiprov.device.radio.sim import SimRadio
 from wifiprov.sim.air import Air, Faults
 from wifiprov.sim.phone import SimPhone
+from wifiprov.wire.edgent import DeviceConfig
 from wifiprov.wire.errors import ProvisioningError
 
 AP_NAME = "Blynk Demo-W8FH"
@@ -51,9 +53,12 @@ def test_failures_map_to_provisioning_codes() -> None:
         ConnectFailure.AUTH_FAILED: ProvisioningError.AUTH_FAILED,
         ConnectFailure.NO_ADDRESS: ProvisioningError.NO_ADDRESS,
         ConnectFailure.TIMEOUT: ProvisioningError.NETWORK_TIMEOUT,
+        ConnectFailure.STATIC_INVALID: ProvisioningError.CONFIG_INVALID,
+        ConnectFailure.NO_CABLE: ProvisioningError.NO_CABLE,
         ConnectFailure.OTHER: ProvisioningError.NETWORK_OTHER,
     }
     assert ConnectError(ConnectFailure.AUTH_FAILED).code == 722
+    assert ConnectFailure.NO_CABLE.value == "no_cable"  # BLE Inject's word
 
 
 def test_macs(radio: SimRadio) -> None:
@@ -244,3 +249,166 @@ async def test_make_radio(tmp_path: Path) -> None:
     assert type(nm).__name__ == "NmRadio"
     with pytest.raises(ValueError, match="sim, nm"):
         make_radio("bluetooth")
+
+
+# -- static IPv4 (Edgent's ip, mask, gw, dns, dns2)
+
+HOME_STATIC = StaticIp("192.168.1.20", "255.255.255.0", "192.168.1.1", "1.1.1.1", "9.9.9.9")
+
+
+@pytest.mark.parametrize(
+    ("mask", "prefix"),
+    [("255.255.255.0", 24), ("255.255.0.0", 16), ("255.255.255.252", 30), ("128.0.0.0", 1)],
+)
+def test_static_prefix(mask: str, prefix: int) -> None:
+    assert StaticIp("10.0.0.2", mask, "10.0.0.1").prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("static", "problem"),
+    [
+        (HOME_STATIC, None),
+        (StaticIp("10.0.0.2", "255.255.255.254", "10.0.0.3"), None),  # RFC 3021 /31
+        (
+            StaticIp("192.168.1.20", "255.0.255.0", "192.168.1.1"),
+            "mask 255.0.255.0 is not a netmask",
+        ),
+        (StaticIp("192.168.1.20", "0.0.0.0", "192.168.1.1"), "mask 0.0.0.0 is not a netmask"),
+        (
+            StaticIp("192.168.1.20", "255.255.255.0", "10.0.0.1"),
+            "gateway 10.0.0.1 is not in 192.168.1.0/24",
+        ),
+        (
+            StaticIp("192.168.1.0", "255.255.255.0", "192.168.1.1"),
+            "ip 192.168.1.0 is the network/broadcast address of 192.168.1.0/24",
+        ),
+        (
+            StaticIp("192.168.1.255", "255.255.255.0", "192.168.1.1"),
+            "ip 192.168.1.255 is the network/broadcast address of 192.168.1.0/24",
+        ),
+        (
+            StaticIp("192.168.1.20", "255.255.255.0", "192.168.1.20"),
+            "gateway 192.168.1.20 is the device's own ip",
+        ),
+        (StaticIp("127.0.0.5", "255.0.0.0", "127.0.0.1"), "ip 127.0.0.5 is a loopback address"),
+        (
+            StaticIp("224.0.0.5", "255.255.255.0", "224.0.0.1"),
+            "ip 224.0.0.5 is a multicast address",
+        ),
+        (StaticIp("192.168.1.20", "255.255.255.0", ""), "a static ip needs a gateway"),
+        (StaticIp("192.168.1.20", "", "192.168.1.1"), "a static ip needs a mask"),
+        (
+            StaticIp("192.168.1.x", "255.255.255.0", "192.168.1.1"),
+            "ip '192.168.1.x' is not an IPv4 address",
+        ),
+        (
+            StaticIp("192.168.1.20", "255.255.255.0", "192.168.1.1", dns="224.0.0.251"),
+            "dns 224.0.0.251 is a multicast address",
+        ),
+    ],
+)
+def test_static_problem(static: StaticIp, problem: str | None) -> None:
+    assert static.problem() == problem
+
+
+def test_static_from_config() -> None:
+    dhcp = DeviceConfig(ssid=b"Home", password="hunter22", token="t" * 32, host="h", port=80)
+    assert StaticIp.from_config(dhcp) is None
+    static = StaticIp.from_config(
+        DeviceConfig(
+            ssid=b"Home",
+            password="hunter22",
+            token="t" * 32,
+            host="h",
+            port=80,
+            ip="192.168.1.20",
+            mask="255.255.255.0",
+            gw="192.168.1.1",
+            dns="0.0.0.0",
+        )
+    )
+    assert static == StaticIp("192.168.1.20", "255.255.255.0", "192.168.1.1")
+    assert static.dns_servers == ("192.168.1.1",)  # no DNS given: the gateway's
+    assert HOME_STATIC.dns_servers == ("1.1.1.1", "9.9.9.9")
+
+
+async def test_connect_with_a_static_address(air: Air, radio: SimRadio) -> None:
+    info = await radio.connect(b"Home", "hunter22", timeout=1, static=HOME_STATIC)
+    assert info.ip == "192.168.1.20"
+    assert (await radio.status()).station == info
+    station = air.station("dev-1")
+    assert station is not None and station.ip == "192.168.1.20"
+
+
+async def test_an_unusable_static_address_is_700_and_changes_nothing(
+    air: Air, radio: SimRadio
+) -> None:
+    joined = await radio.connect(b"Home", "hunter22", timeout=1)
+    bad = StaticIp("192.168.1.20", "255.255.255.0", "10.0.0.1")
+    error = await join_error(radio, b"Home", "hunter22", static=bad)
+    assert error.failure is ConnectFailure.STATIC_INVALID and error.code == 700
+    assert str(error) == "gateway 10.0.0.1 is not in 192.168.1.0/24"
+    assert (await radio.status()).station == joined  # the working network was kept
+
+
+# -- Ethernet
+
+
+@pytest.fixture
+async def wired(air: Air) -> AsyncIterator[SimRadio]:
+    sim = SimRadio(air, "dev-2", "24:6f:28:aa:bb:cc", wired=True)
+    yield sim
+    await sim.close()
+
+
+async def test_no_ethernet_interface(radio: SimRadio) -> None:
+    assert radio.wired_mac is None
+    with pytest.raises(ConnectError) as caught:
+        await radio.connect_wired()
+    assert caught.value.failure is ConnectFailure.OTHER
+    assert str(caught.value) == "this device has no Ethernet interface"
+
+
+async def test_wired_connects_by_dhcp_or_static(wired: SimRadio) -> None:
+    assert wired.wired_mac == "24:6f:28:aa:bb:cf"  # station + 3, as an ESP32 numbers it
+    info = await wired.connect_wired()
+    assert info.ssid == b"" and info.ip.startswith("10.42.1.")
+    assert (await wired.status()).station == info
+    await wired.disconnect()
+    assert not (await wired.status()).connected
+    info = await wired.connect_wired(static=HOME_STATIC)
+    assert info.ip == "192.168.1.20" and (await wired.status()).station == info
+    with pytest.raises(ConnectError) as caught:
+        await wired.connect_wired(static=StaticIp("192.168.1.20", "255.0.255.0", "192.168.1.1"))
+    assert caught.value.code == 700
+
+
+async def test_no_cable_is_721_and_unplugging_loses_the_link(wired: SimRadio) -> None:
+    lost: list[str] = []
+    wired.on_link_lost(lost.append)
+    wired.unplug_cable()
+    assert not wired.cable_plugged
+    with pytest.raises(ConnectError) as caught:
+        await wired.connect_wired()
+    assert caught.value.failure is ConnectFailure.NO_CABLE and caught.value.code == 721
+    wired.plug_cable()
+    await wired.connect_wired()
+    wired.unplug_cable()
+    assert lost == ["the Ethernet cable was unplugged"]
+    assert not (await wired.status()).connected
+
+
+async def test_wifi_and_wired_replace_each_other(air: Air, wired: SimRadio) -> None:
+    await wired.connect(b"Home", "hunter22", timeout=1)
+    info = await wired.connect_wired()
+    assert air.station("dev-2") is None and (await wired.status()).station == info
+    joined = await wired.connect(b"Home", "hunter22", timeout=1)
+    assert (await wired.status()).station == joined and joined.ssid == b"Home"
+
+
+async def test_make_radio_wired(tmp_path: Path) -> None:
+    radio = make_radio("sim", air=tmp_path / "air", device_id="dev-9", wired=True, cable=False)
+    assert radio.wired_mac is not None
+    with pytest.raises(ConnectError, match="no cable"):
+        await radio.connect_wired()
+    await radio.close()

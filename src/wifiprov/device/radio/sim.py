@@ -14,6 +14,13 @@
   ``stop_ap`` withdraws it and drops its clients.
 - With ``ap_and_station=False`` one radio does one thing: ``connect`` closes the AP and
   ``start_ap`` leaves the network, as a single-interface NetworkManager device does.
+- ``static``: ``connect`` reports that address instead of a DHCP one (a configuration that cannot
+  work raises STATIC_INVALID, 700, before anything changes).
+- ``wired=True`` adds an Ethernet interface (MAC: the station's + 3, as an ESP32 numbers it) and
+  a cable that tests steer, as gpiozero's mock pins: ``plug_cable()``, ``unplug_cable()``
+  (plugged at start unless ``cable=False``). ``connect_wired`` without the cable → NO_CABLE
+  (721); unplugging it while connected fires the link-lost callbacks. The wired link is not in
+  the air (phones never see it).
 Delays default to zero, so tests run fast.
 """
 
@@ -30,7 +37,9 @@ from wifiprov.device.radio.base import (
     Radio,
     RadioStatus,
     ScanEntry,
+    StaticIp,
     StationInfo,
+    check_static,
 )
 from wifiprov.sim.air import (
     AccessPoint,
@@ -53,7 +62,9 @@ _UNSPECIFIED = {"", "0.0.0.0", "::"}
 class SimRadio(Radio):
     """Device ``device_id``'s radio in ``air`` (an ``Air``, or its folder: then the radio owns it
     and closes it). ``mac`` defaults to one derived from the id; the AP's is the MAC + 1.
-    ``portal``: a fixed address for the portal (default: the agent binds a free loopback port)."""
+    ``portal``: a fixed address for the portal (default: the agent binds a free loopback port).
+    ``wired``: the device also has Ethernet (MAC + 3), its cable plugged in unless ``cable`` is
+    False."""
 
     def __init__(
         self,
@@ -64,6 +75,8 @@ class SimRadio(Radio):
         ap_and_station: bool = True,
         scan_delay: float = 0.0,
         portal: tuple[str, int] | None = None,
+        wired: bool = False,
+        cable: bool = True,
     ) -> None:
         super().__init__()
         self._owns_air = not isinstance(air, Air)
@@ -71,6 +84,9 @@ class SimRadio(Radio):
         self.device_id = check_name(device_id, "device id")
         self._mac = (mac or derived_mac(f"device:{device_id}")).lower()
         self._ap_mac = next_mac(self._mac)
+        self._wired_mac = next_mac(next_mac(self._ap_mac)) if wired else None
+        self._cable = cable
+        self._wired: StationInfo | None = None
         self._ap_and_station = ap_and_station
         self.scan_delay = scan_delay
         self.portal = portal
@@ -90,6 +106,26 @@ class SimRadio(Radio):
     @property
     def ap_mac(self) -> str:
         return self._ap_mac
+
+    @property
+    def wired_mac(self) -> str | None:
+        return self._wired_mac
+
+    @property
+    def cable_plugged(self) -> bool:
+        return self._cable
+
+    def plug_cable(self) -> None:
+        """Plug the Ethernet cable in (nothing joins by itself: ``connect_wired`` does)."""
+        self._cable = True
+
+    def unplug_cable(self) -> None:
+        """Pull the Ethernet cable; a wired connection is lost (link-lost callbacks)."""
+        self._cable = False
+        if self._wired is not None:
+            self._wired = None
+            log.info("%s: link lost: the Ethernet cable was unplugged", self.device_id)
+            self._link_lost("the Ethernet cable was unplugged")
 
     @property
     def ap_and_station(self) -> bool:
@@ -175,9 +211,11 @@ class SimRadio(Radio):
         eap: str = "",
         hidden: bool = False,
         timeout: float,
+        static: StaticIp | None = None,
     ) -> StationInfo:
         self._check_open()
-        if self._station is not None:
+        check_static(static)
+        if self._station is not None or self._wired is not None:
             await self.disconnect()
         if self._ap is not None and not self._ap_and_station:
             await self.stop_ap()
@@ -189,7 +227,7 @@ class SimRadio(Radio):
             raise ConnectError(
                 ConnectFailure.TIMEOUT, f"no association with {ssid!r} within {timeout:g} s"
             ) from None
-        return self._joined(network)
+        return self._joined(network, static)
 
     async def _associate(self, ssid: bytes, password: str, identity: str, hidden: bool) -> Network:
         candidates = [
@@ -214,9 +252,9 @@ class SimRadio(Radio):
             raise ConnectError(ConnectFailure.NO_ADDRESS, f"no DHCP lease on {ssid!r}")
         return network
 
-    def _joined(self, network: Network) -> StationInfo:
+    def _joined(self, network: Network, static: StaticIp | None) -> StationInfo:
         feed = self.air.changes()  # before recording: no change after this goes unseen
-        ip = address_in("10.42.0", f"{self._mac}@{network.id}")
+        ip = static.ip if static else address_in("10.42.0", f"{self._mac}@{network.id}")
         self.air.record_station(
             Station(self.device_id, self._mac, ip, network.ssid, network.bssid, network=network.id)
         )
@@ -251,7 +289,25 @@ class SimRadio(Radio):
             pass  # a file being edited by hand: the next change will tell
         return None
 
+    async def connect_wired(
+        self, *, static: StaticIp | None = None, timeout: float = 30.0
+    ) -> StationInfo:
+        self._check_open()
+        if self._wired_mac is None:
+            return await super().connect_wired(static=static, timeout=timeout)
+        check_static(static)
+        if not self._cable:
+            raise ConnectError(ConnectFailure.NO_CABLE, "no cable in the Ethernet port")
+        await self.disconnect()
+        ip = static.ip if static else address_in("10.42.1", f"{self._wired_mac}@wired")
+        self._wired = StationInfo(ssid=b"", bssid="", ip=ip, rssi=0, channel=0)
+        log.info("%s: wired, as %s", self.device_id, ip)
+        return self._wired
+
     async def disconnect(self) -> None:
+        if self._wired is not None:
+            log.info("%s: wired connection down", self.device_id)
+            self._wired = None
         monitor, self._monitor = self._monitor, None
         if monitor is not None:
             monitor.cancel()
@@ -265,7 +321,8 @@ class SimRadio(Radio):
         clients = 0
         if self._ap is not None:
             clients = sum(1 for s in self.air.stations() if s.ap == self.device_id)
-        return RadioStatus(ap=self._ap, station=self._station, ap_clients=clients)
+        station = self._station or self._wired
+        return RadioStatus(ap=self._ap, station=station, ap_clients=clients)
 
     async def close(self) -> None:
         if self._closed:
