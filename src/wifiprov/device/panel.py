@@ -1,9 +1,11 @@
 """The LED and the reset button: patterns and hold logic on the agent's clock.
 
-Pure parts (``pattern_for``, ``led_at``, ``ButtonHold``) decide what the LED shows and when the
-button resets the device; ``Panel`` only turns a gpiozero LED on and off at the computed edges and
-feeds button edges in. Tests drive the pure parts with a fake clock and the Panel with gpiozero's
-MockFactory pins.
+Pure parts (``pattern_for``, ``led_at``, ``level_at``, ``ButtonHold``) decide what the LED shows
+and when the button resets the device; ``Panel`` only sets a gpiozero LED at the computed edges and
+feeds button edges in. An on/off LED (gpiozero ``LED``) blinks every pattern; a PWM LED
+(``PWMLED``) also "breathes" where Edgent does (RUNNING, and the button held past 3 s), with
+Edgent-Arduino's wave. Tests drive the pure parts with a fake clock and the Panel with gpiozero's
+MockFactory pins (``MockPWMPin`` for a PWM LED).
 """
 
 from __future__ import annotations
@@ -18,19 +20,24 @@ log = logging.getLogger("wifiprov.device.panel")
 
 HOLD_INDICATION = 3.0  # seconds: the LED starts signalling
 HOLD_RESET = 10.0  # seconds: releasing after this long erases the configuration
+PWM_MIN_WAIT = 0.02  # seconds: a PWM LED is updated at most 50 times a second
 
 
 @dataclass(frozen=True)
 class Pattern:
-    """Alternating on/off durations in seconds, starting with on; repeats."""
+    """Alternating on/off durations in seconds, starting with on; repeats.
+
+    ``breathe``: the period of Edgent's wave, which a PWM LED shows instead of ``steps``.
+    """
 
     color: str
     steps: tuple[float, ...]
+    breathe: float | None = None
 
 
 def _wave(color: str, period: float) -> Pattern:
-    # "Breathing" on an on/off LED: half the period on, half off.
-    return Pattern(color, (period / 2, period / 2))
+    # A PWM LED breathes; an on/off LED shows half the period on, half off.
+    return Pattern(color, (period / 2, period / 2), breathe=period)
 
 
 # Edgent's patterns (PROTOCOLS.md §2), by state name.
@@ -69,6 +76,48 @@ def led_at(pattern: Pattern, elapsed: float) -> tuple[bool, float]:
     return False, pattern.steps[0]  # unreachable but for float rounding
 
 
+# Edgent's wave for a single-colour PWM LED (Edgent-Arduino src/indicator/IndicatorBase.h,
+# ``waveLED``, through LedMono.h): a counter steps 0..255, one step every ``period / 256`` ms
+# (integer milliseconds: a 5 s wave takes 256 x 19 ms = 4.864 s); brightness rises with the counter
+# to 127 and falls back, is mapped onto 4..127 (BOARD_LED_MIN_BRIGHTNESS 4), doubled to 8..254 out
+# of 255, then gamma-corrected with the firmware's table (GammaTable.cpp: the same values as
+# round(255 * (i/255) ** 2.8)). The wave restarts at 0 (dark) when the pattern starts.
+WAVE_STEPS = 256
+WAVE_MIN_BRIGHTNESS = 4
+GAMMA8 = tuple(int((i / 255) ** 2.8 * 255 + 0.5) for i in range(256))
+_EPSILON = 1e-9  # a clock reading at an edge (up to float rounding) is past it
+
+
+def wave_step(period: float) -> float:
+    """Seconds per step of Edgent's wave of ``period`` seconds."""
+    return (round(period * 1000) // WAVE_STEPS) / 1000
+
+
+def wave_level(counter: int) -> float:
+    """The PWM duty (0..1) Edgent's wave sets at step ``counter`` (0..255)."""
+    rise = counter if counter < 128 else 255 - counter
+    mapped = rise * (127 - WAVE_MIN_BRIGHTNESS) // 127 + WAVE_MIN_BRIGHTNESS
+    return GAMMA8[min(255, mapped * 2)] / 255
+
+
+def level_at(pattern: Pattern, elapsed: float, pwm: bool) -> tuple[float, float]:
+    """The LED's level (0..1) ``elapsed`` seconds into ``pattern``, and seconds until it changes.
+
+    An on/off LED (``pwm`` false), or a pattern that does not breathe, gives ``led_at``'s edges
+    as 1.0 and 0.0; a PWM LED breathes where the pattern does.
+    """
+    if not pwm or pattern.breathe is None:
+        on, wait = led_at(pattern, elapsed)
+        return (1.0 if on else 0.0), wait
+    step = wave_step(pattern.breathe)
+    n = int((elapsed + _EPSILON) // step)
+    level = wave_level(n % WAVE_STEPS)
+    ahead = 1
+    while ahead < WAVE_STEPS and wave_level((n + ahead) % WAVE_STEPS) == level:
+        ahead += 1  # steps that leave the duty as it is wake nobody
+    return level, max((n + ahead) * step - elapsed, 0.0)
+
+
 class ButtonHold:
     """Press/release times in, "reset" out: Edgent's rule, acting on release after 10 s."""
 
@@ -94,8 +143,9 @@ class Panel:
     """Runs the LED on asyncio and turns button edges into a reset callback.
 
     ``led`` and ``button`` are gpiozero devices (or None on a board without them); ``clock`` is
-    the agent's monotonic clock. Button callbacks arrive on gpiozero's thread and are handed to
-    the event loop.
+    the agent's monotonic clock. ``pwm``: whether the LED takes levels between 0 and 1 (default:
+    it does when it is a gpiozero PWM device, such as ``PWMLED``, which has ``pulse``). Button
+    callbacks arrive on gpiozero's thread and are handed to the event loop.
     """
 
     def __init__(
@@ -104,8 +154,10 @@ class Panel:
         button: Any | None,
         on_reset: Callable[[], None],
         clock: Callable[[], float],
+        pwm: bool | None = None,
     ) -> None:
         self.led, self.button, self.on_reset, self.clock = led, button, on_reset, clock
+        self.pwm = callable(getattr(led, "pulse", None)) if pwm is None else pwm
         self.hold = ButtonHold()
         self.state = "IDLE"
         self._since = clock()
@@ -134,21 +186,36 @@ class Panel:
             self.on_reset()
         self._changed.set()
 
+    def _elapsed(self, now: float, held: float | None) -> float:
+        """Time into the current pattern: each starts from its beginning, as Edgent's does."""
+        if held is not None and held >= HOLD_RESET:
+            return held - HOLD_RESET
+        if held is not None and held >= HOLD_INDICATION:
+            return held - HOLD_INDICATION
+        return now - self._since
+
+    def update(self) -> float:
+        """Set the LED for the clock's time now; seconds until it must be set again."""
+        now = self.clock()
+        held = self.hold.held(now)
+        pattern = pattern_for(self.state, held)
+        level, wait = level_at(pattern, self._elapsed(now, held), self.pwm)
+        if self.led is not None:
+            self.led.value = level if self.pwm else int(level)
+        if self.pwm and pattern.breathe is not None:
+            wait = max(wait, PWM_MIN_WAIT)
+        if held is not None:
+            # Wake when the held pattern changes (3 s, 10 s) as well as at LED edges.
+            for mark in (HOLD_INDICATION, HOLD_RESET):
+                if held < mark:
+                    wait = min(wait, mark - held)
+                    break
+        return wait
+
     async def run(self) -> None:
         """Drive the LED at its pattern's edges until cancelled (no fixed polling)."""
         while True:
-            now = self.clock()
-            held = self.hold.held(now)
-            pattern = pattern_for(self.state, held)
-            on, wait = led_at(pattern, now - self._since)
-            if self.led is not None:
-                self.led.value = 1 if on else 0
-            if held is not None:
-                # Wake when the held pattern changes (3 s, 10 s) as well as at LED edges.
-                for mark in (HOLD_INDICATION, HOLD_RESET):
-                    if held < mark:
-                        wait = min(wait, mark - held)
-                        break
+            wait = self.update()
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), wait)
