@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wifiprov.device import machine as sm
 from wifiprov.device.machine import Machine, Settings, State
@@ -48,6 +50,10 @@ class Driver:
         return [a for a in self.actions if isinstance(a, kind)]
 
 
+def configs(actions: list[Any]) -> list[Any]:
+    return [a.config for a in actions]
+
+
 def fresh(settings: Settings | None = None) -> Driver:
     d = Driver(Machine(settings, rng=lambda: 1.0))
     d.send(sm.Boot(configured=False))
@@ -81,12 +87,10 @@ def test_fresh_provisioning_succeeds_and_commits_on_first_login() -> None:
     d.send(sm.BoardInfoRead())
     d.send(sm.ConfigReceived(CONFIG))
     assert d.m.state is State.CONNECTING_NET
-    assert d.of(sm.ConnectNet) == [sm.ConnectNet(CONFIG)]
+    assert configs(d.of(sm.ConnectNet)) == [CONFIG]
     assert not d.of(sm.StopAp)  # AP + station: the AP stays up while we try
     d.send(sm.NetUp())
-    assert d.m.state is State.CONNECTING_CLOUD and d.of(sm.ConnectCloud) == [
-        sm.ConnectCloud(CONFIG)
-    ]
+    assert d.m.state is State.CONNECTING_CLOUD and configs(d.of(sm.ConnectCloud)) == [CONFIG]
     assert not d.of(sm.Commit)  # nothing saved before the cloud accepts the token
     d.send(sm.CloudUp())
     assert d.m.state is State.RUNNING
@@ -99,7 +103,7 @@ def test_fresh_provisioning_succeeds_and_commits_on_first_login() -> None:
 def test_classic_radio_drops_the_ap_before_connecting() -> None:
     d = fresh(Settings(ap_and_station=False))
     d.send(sm.ConfigReceived(CONFIG))
-    assert d.actions.index(sm.StopAp()) < d.actions.index(sm.ConnectNet(CONFIG))
+    assert d.actions.index(sm.StopAp()) < d.actions.index(d.of(sm.ConnectNet)[0])
     d.send(sm.NetFailed(E.AUTH_FAILED))
     assert d.m.state is State.WAIT_CONFIG and d.of(sm.StartAp)[-1] == sm.StartAp()
     assert len(d.of(sm.StartAp)) == 2
@@ -157,7 +161,7 @@ def test_token_rejected_goes_to_ap_keeps_config_and_resumes_after_timeout() -> N
     assert d.m.state is State.WAIT_CONFIG
     d.advance(2)
     assert d.m.state is State.CONNECTING_NET
-    assert d.of(sm.ConnectNet)[-1] == sm.ConnectNet(STORED) and d.of(sm.StopAp)
+    assert d.of(sm.ConnectNet)[-1].config == STORED and d.of(sm.StopAp)
 
 
 def test_config_start_from_the_cloud_keeps_the_configuration() -> None:
@@ -169,7 +173,7 @@ def test_config_start_from_the_cloud_keeps_the_configuration() -> None:
     d.send(sm.NetFailed(E.AUTH_FAILED))
     assert d.m.state is State.WAIT_CONFIG and d.m.stored == STORED  # old one kept
     d.advance(601)
-    assert d.m.state is State.CONNECTING_NET and d.of(sm.ConnectNet)[-1] == sm.ConnectNet(STORED)
+    assert d.m.state is State.CONNECTING_NET and d.of(sm.ConnectNet)[-1].config == STORED
 
 
 def test_provisioned_device_retries_forever_with_backoff_and_no_ap() -> None:
@@ -237,3 +241,197 @@ def test_events_a_state_does_not_handle_are_ignored() -> None:
     d = fresh()
     assert d.send(sm.CloudUp()) == [] and d.m.state is State.WAIT_CONFIG
     assert d.send(sm.NetUp()) == []
+
+
+# --- a saved configuration that never worked (save=1) ----------------------------------------
+
+
+def test_unverified_saved_config_is_retried_with_the_ap_open_until_it_works() -> None:
+    d = fresh()
+    d.send(sm.ConfigReceived(CONFIG, save=True))
+    d.send(sm.NetFailed(E.AUTH_FAILED))
+    assert d.m.state is State.WAIT_CONFIG and d.m.ctx.ap_up and not d.of(sm.StopAp)
+    assert not d.of(sm.DiscardCandidate) and sm.RecordError(E.AUTH_FAILED) in d.actions
+    s = Settings()
+    d.advance(s.candidate_retry - 1)
+    assert d.m.state is State.WAIT_CONFIG
+    d.advance(2)  # the AP window ends: one more attempt, the AP still open (AP + station)
+    assert d.m.state is State.CONNECTING_NET and configs(d.of(sm.ConnectNet)) == [CONFIG] * 2
+    d.advance(s.net_timeout + 1)  # the network is still not there
+    assert d.m.state is State.WAIT_CONFIG and d.m.ctx.ap_up
+    d.send(sm.BoardInfoRead())  # a phone is talking to us: no attempt under its feet
+    d.advance(s.candidate_retry + 1)
+    assert d.m.state is State.CONFIGURING
+    d.send(sm.ClientsLeft())
+    d.advance(s.candidate_retry + 1)
+    assert d.m.state is State.CONNECTING_NET
+    d.send(sm.NetUp())
+    d.send(sm.CloudUp())
+    assert d.m.state is State.RUNNING and d.of(sm.Commit) == [sm.Commit(CONFIG)]
+    assert not d.m.ctx.keep and not d.of(sm.StopAp)[:-1]
+
+
+def test_unverified_config_alternates_ap_window_and_attempt_on_a_single_radio() -> None:
+    s = Settings(ap_and_station=False)
+    d = fresh(s)
+    d.send(sm.ConfigReceived(CONFIG, save=True))
+    for _ in range(3):
+        assert d.m.state is State.CONNECTING_NET and not d.m.ctx.ap_up
+        d.advance(s.net_timeout + 1)
+        assert d.m.state is State.WAIT_CONFIG and d.m.ctx.ap_up  # the AP reopens
+        d.advance(s.candidate_retry + 1)
+    assert len(d.of(sm.StartAp)) == 4 and len(d.of(sm.StopAp)) == 4  # boot AP + 3 reopened
+
+
+def test_boot_with_only_an_unverified_config_opens_the_ap_and_tries_it() -> None:
+    d = Driver(Machine(rng=lambda: 1.0))
+    d.send(sm.Boot(configured=False, candidate=CONFIG))
+    assert d.m.state is State.CONNECTING_NET and d.of(sm.StartAp)
+    assert configs(d.of(sm.ConnectNet)) == [CONFIG]
+    d.send(sm.NetFailed(E.AUTH_FAILED))
+    assert d.m.state is State.WAIT_CONFIG and d.m.ctx.keep and not d.of(sm.StopAp)
+
+
+def test_boot_with_a_working_and_an_unverified_config_falls_back_to_the_working_one() -> None:
+    d = Driver(Machine(stored=STORED, rng=lambda: 1.0))
+    d.send(sm.Boot(configured=True, candidate=CONFIG))
+    assert configs(d.of(sm.ConnectNet)) == [CONFIG] and not d.of(sm.StartAp)
+    d.send(sm.NetFailed(E.AUTH_FAILED))
+    assert d.of(sm.DiscardCandidate) and d.m.state is State.CONNECTING_NET
+    assert configs(d.of(sm.ConnectNet)) == [CONFIG, STORED]
+
+
+def test_a_failed_new_config_beside_a_working_one_is_dropped() -> None:
+    d = provisioned()
+    d.send(sm.ConfigStart())
+    d.send(sm.ConfigReceived(CONFIG, save=True))
+    d.send(sm.NetFailed(E.AUTH_FAILED))
+    assert d.m.state is State.WAIT_CONFIG and d.of(sm.DiscardCandidate)
+    d.advance(Settings().config_timeout + 1)
+    assert d.of(sm.ConnectNet)[-1].config == STORED
+
+
+def test_a_rejected_token_drops_the_saved_config() -> None:
+    d = fresh()
+    d.send(sm.ConfigReceived(CONFIG, save=True))
+    d.send(sm.NetUp())
+    d.send(sm.TokenRejected())
+    assert d.m.state is State.WAIT_CONFIG and d.of(sm.DiscardCandidate)
+    d.advance(3600)
+    assert d.m.state is State.WAIT_CONFIG and len(d.of(sm.ConnectNet)) == 1
+
+
+# --- a second /config while the first is being tried ------------------------------------------
+
+
+def _into(d: Driver, state: State) -> None:
+    """Drive a fresh attempt of CONFIG into ``state``."""
+    d.send(sm.ConfigReceived(CONFIG))
+    if state in (State.CONNECTING_CLOUD, State.RETRY_WAIT):
+        d.send(sm.NetUp())
+    if state is State.RETRY_WAIT:
+        d.send(sm.CloudFailed(E.CLOUD_OTHER))
+    assert d.m.state is state
+
+
+@pytest.mark.parametrize("state", [State.CONNECTING_NET, State.CONNECTING_CLOUD, State.RETRY_WAIT])
+def test_a_second_config_replaces_the_attempt_and_stale_outcomes_are_ignored(
+    state: State,
+) -> None:
+    d = fresh(Settings(fresh_attempts=2))
+    _into(d, state)
+    old_net = d.of(sm.ConnectNet)[-1].attempt
+    old_cloud = d.of(sm.ConnectCloud)[-1].attempt if d.of(sm.ConnectCloud) else old_net
+    assert d.m.accepts_config()
+    d.send(sm.ConfigReceived("second-config"))
+    assert d.m.state is State.CONNECTING_NET
+    new = d.of(sm.ConnectNet)[-1]
+    assert new.config == "second-config" and new.attempt not in (old_net, old_cloud)
+    assert d.actions.index(d.of(sm.Disconnect)[-1]) < d.actions.index(new)
+    # The first attempt's outcomes, late, change nothing.
+    for stale in (
+        sm.NetUp(old_net),
+        sm.NetFailed(E.AUTH_FAILED, old_net),
+        sm.CloudUp(old_cloud),
+        sm.TokenRejected(old_cloud),
+    ):
+        d.send(stale)
+        assert d.m.state is State.CONNECTING_NET and not d.of(sm.Commit)
+    d.send(sm.NetUp(new.attempt))
+    cloud = d.of(sm.ConnectCloud)[-1]
+    assert cloud.config == "second-config"
+    d.send(sm.CloudUp(cloud.attempt))
+    assert d.of(sm.Commit) == [sm.Commit("second-config")]
+
+
+def test_config_is_refused_while_a_working_config_is_in_use() -> None:
+    d = provisioned()
+    assert not d.m.accepts_config()
+    d.send(sm.ConfigReceived(CONFIG))
+    assert d.m.state is State.RUNNING and not d.of(sm.ConnectNet)
+    d.send(sm.LinkLost())  # retrying the working config: not a provisioning attempt
+    assert d.m.state is State.CONNECTING_NET and not d.m.accepts_config()
+
+
+# --- the app leaving ---------------------------------------------------------------------------
+
+
+def test_configuring_ends_when_the_app_goes_quiet() -> None:
+    s = Settings()
+    d = fresh(s)
+    d.send(sm.BoardInfoRead())
+    d.advance(s.idle_timeout - 10)
+    d.send(sm.PortalActivity())  # still talking
+    d.advance(s.idle_timeout - 10)
+    assert d.m.state is State.CONFIGURING
+    d.advance(11)
+    assert d.m.state is State.WAIT_CONFIG
+
+
+# --- the rule: never the AP closed with only a configuration that never worked ----------------
+
+EVENTS = [
+    sm.BoardInfoRead(),
+    sm.ClientsLeft(),
+    sm.PortalActivity(),
+    sm.ConfigReceived(CONFIG),
+    sm.ConfigReceived("saved-config", save=True),
+    sm.NetUp(),
+    sm.NetFailed(E.AUTH_FAILED),
+    sm.CloudUp(),
+    sm.CloudFailed(E.CLOUD_OTHER),
+    sm.TokenRejected(),
+    sm.LinkLost(),
+    sm.CloudLost(),
+    sm.ConfigStart(),
+    sm.ResetConfig("test"),
+]
+
+
+@given(
+    ap_sta=st.booleans(),
+    boot=st.sampled_from(["none", "candidate"]),
+    steps=st.lists(
+        st.one_of(st.sampled_from(EVENTS), st.floats(min_value=0.1, max_value=700)), max_size=40
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_never_bricked(ap_sta: bool, boot: str, steps: list[Any]) -> None:
+    """Whatever happens, while no configuration has worked the machine either has its AP open
+    or is in a bounded attempt (a timer running that ends it); it never rests with the AP shut."""
+    s = Settings(ap_and_station=ap_sta)
+    d = Driver(Machine(s, rng=lambda: 1.0))
+    d.send(sm.Boot(configured=False, candidate="saved-config" if boot == "candidate" else None))
+    for step in steps:
+        if isinstance(step, float):
+            d.advance(step)
+        else:
+            d.send(step)
+        if d.m.ctx.configured:
+            continue
+        if d.m.state in (State.WAIT_CONFIG, State.CONFIGURING):
+            assert d.m.ctx.ap_up
+        else:
+            assert d.m.state in sm.ATTEMPT_STATES, d.m.state
+            assert d.m.ctx.ap_up or not ap_sta
+            assert {sm.NET_TIMER, sm.CLOUD_TIMER, sm.RETRY_TIMER} & d.timers.keys()

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,7 +169,7 @@ networks = st.builds(
     hidden=st.booleans(),
 )
 ports = st.none() | st.integers(1, 65535)
-configs = st.builds(
+settings_only = st.builds(
     StoredConfig,
     networks=st.lists(networks, max_size=5).map(tuple),
     token=texts,
@@ -176,8 +177,15 @@ configs = st.builds(
     port=ports,
     port_ssl=ports,
     static_ip=st.none() | st.builds(StaticIp, texts, texts, texts, texts, texts),
-    last_error=st.integers(0, 10**6),
-    flags=st.builds(Flags, st.booleans()),
+)
+configs = st.builds(
+    lambda base, last_error, flags, candidate: replace(
+        base, last_error=last_error, flags=flags, candidate=candidate
+    ),
+    settings_only,
+    st.integers(0, 10**6),
+    st.builds(Flags, st.booleans()),
+    st.none() | settings_only,
 )
 
 
@@ -215,8 +223,32 @@ def test_file_format() -> None:
         "static_ip": None,
         "last_error": 0,
         "flags": {"valid": True},
+        "candidate": None,
     }
     assert encode(CONFIG_B).isascii()
+
+
+def test_a_candidate_is_kept_beside_the_working_config_and_never_taken_for_it() -> None:
+    unverified = replace(CONFIG_B, flags=Flags(), last_error=0)
+    both = replace(CONFIG_A, candidate=unverified)
+    doc = json.loads(encode(both))
+    assert doc["candidate"]["token"] == CONFIG_B.token
+    assert set(doc["candidate"]) == {"networks", "token", "host", "port", "port_ssl", "static_ip"}
+    loaded = decode(encode(both))
+    assert loaded == both and loaded.is_configured and loaded.token == CONFIG_A.token
+    alone = StoredConfig(candidate=unverified)
+    assert decode(encode(alone)) == alone and not alone.is_configured
+    with pytest.raises(ValueError, match="cannot hold a candidate"):
+        encode(replace(CONFIG_A, candidate=both))
+
+
+def test_a_file_written_before_candidates_existed_loads() -> None:
+    doc = json.loads(encode(CONFIG_A))
+    del doc["candidate"]
+    assert decode(json.dumps(doc).encode()) == CONFIG_A
+    doc["candidate"] = {"token": 5}
+    with pytest.raises(ConfigError):
+        decode(json.dumps(doc).encode())
 
 
 def test_empty_and_is_configured() -> None:

@@ -42,6 +42,8 @@ class Settings:
     retry_max: float = 300.0
     config_timeout: float = 600.0  # newer Edgent: AP mode ends after 10 min if configured
     ap_linger: float = 5.0  # keep the AP this long after success, so the provisioner sees it
+    candidate_retry: float = 120.0  # AP window between attempts of a saved, never-working config
+    idle_timeout: float = 180.0  # CONFIGURING ends after this long without a portal request
     ap_and_station: bool = True  # the radio can keep the AP up while the station connects
 
 
@@ -51,6 +53,7 @@ class Settings:
 @dataclass(frozen=True)
 class Boot:
     configured: bool  # the store holds a configuration that has logged in before
+    candidate: Any = None  # a configuration saved with save=1 that has not logged in yet
 
 
 @dataclass(frozen=True)
@@ -59,38 +62,49 @@ class BoardInfoRead:
 
 
 @dataclass(frozen=True)
-class ClientsLeft:
+class ClientsLeft:  # the last station left the AP
+    pass
+
+
+@dataclass(frozen=True)
+class PortalActivity:  # a request reached the portal
     pass
 
 
 @dataclass(frozen=True)
 class ConfigReceived:
-    config: Any  # a wire.edgent DeviceConfig; opaque here
+    config: Any  # the configuration to try; opaque here
+    save: bool = False  # Edgent's save=1: the agent stored it; retry it until it works once
 
 
+# The outcomes of an attempt carry the ``attempt`` id of the ConnectNet / ConnectCloud action
+# they answer; the machine ignores an outcome of an attempt it has since replaced. ``None``
+# (tests, radio callbacks) means "the current attempt".
 @dataclass(frozen=True)
 class NetUp:
-    pass
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
 class NetFailed:
     code: int
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
 class CloudUp:
-    pass
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
 class CloudFailed:
     code: int
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
 class TokenRejected:
-    pass
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ class LinkLost:
 
 @dataclass(frozen=True)
 class CloudLost:
-    pass
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,7 @@ Event = (
     Boot
     | BoardInfoRead
     | ClientsLeft
+    | PortalActivity
     | ConfigReceived
     | NetUp
     | NetFailed
@@ -158,11 +173,13 @@ class StopAp:
 @dataclass(frozen=True)
 class ConnectNet:
     config: Any  # the configuration to use: the pending one, or the stored one
+    attempt: int = 0  # the id its outcome events carry
 
 
 @dataclass(frozen=True)
 class ConnectCloud:
     config: Any
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,11 @@ class Commit:
     """Save the pending configuration as the working one (first cloud login succeeded)."""
 
     config: Any
+
+
+@dataclass(frozen=True)
+class DiscardCandidate:
+    """Forget the saved, never-working configuration (the working one stays)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +232,7 @@ Action = (
     | ConnectCloud
     | Disconnect
     | Commit
+    | DiscardCandidate
     | RecordError
     | EraseConfig
     | StartTimer
@@ -222,6 +245,8 @@ CLOUD_TIMER = "cloud"
 RETRY_TIMER = "retry"
 CONFIG_TIMER = "config"
 AP_LINGER_TIMER = "ap_linger"
+CANDIDATE_TIMER = "candidate"
+IDLE_TIMER = "idle"
 
 
 @dataclass
@@ -230,6 +255,9 @@ class Context:
 
     configured: bool = False  # a working configuration is stored
     pending: Any = None  # a configuration being tried (fresh provisioning), else None
+    keep: bool = False  # pending is saved (save=1): retried with the AP open until it works
+    from_boot: bool = False  # pending was loaded at boot (not sent by a provisioner just now)
+    run: int = 0  # id of the latest ConnectNet / ConnectCloud
     attempt: int = 0  # failed attempts in a row (for backoff; for fresh: against the limit)
     retry: State = State.CONNECTING_NET  # where RETRY_WAIT resumes
     ap_up: bool = False
@@ -256,17 +284,30 @@ class Machine:
         self.stored = stored  # the working configuration, as last committed
         self._rng = rng
         self._out: list[Action] = []
+        self._again = False  # the handler restarts the current state (enter it once more)
 
     # The one entry point.
     def handle(self, event: Event) -> list[Action]:
         self._out = []
+        self._again = False
         handler = TRANSITIONS[self.state].get(type(event)) or ANY_STATE.get(type(event))
         if handler is None:
             return []
+        attempt = getattr(event, "attempt", None)
+        if attempt is not None and attempt != self.ctx.run:
+            return [Log(f"ignored {describe(event)}: it answers an attempt since replaced")]
         target = handler(self, event)
-        if target is not None and target is not self.state:
+        if target is not None and (target is not self.state or self._again):
             self._enter(target, event)
         return self._out
+
+    def accepts_config(self) -> bool:
+        """Whether a ``/config`` is taken now: while the AP waits for one, and while a fresh
+        configuration is being tried (the new one replaces it and the attempt restarts).
+        Otherwise (a working configuration in use) the portal answers 409."""
+        if self.state in (State.WAIT_CONFIG, State.CONFIGURING):
+            return True
+        return self.ctx.fresh and self.state in ATTEMPT_STATES
 
     # --- helpers used by the handlers ---
     def emit(self, *actions: Action) -> None:
@@ -290,30 +331,61 @@ class Machine:
         return delay * (0.5 + self._rng() / 2)  # jitter: 50..100% of the delay
 
     def _failed(self, code: int, retry: State) -> State:
-        """An attempt failed: a fresh config gives up at once, a working one retries forever."""
+        """An attempt failed: a working config retries forever (AP closed: it has worked). A
+        fresh config gives up after its attempts: back to the AP, where a saved one (save=1)
+        that never worked is tried again every ``candidate_retry`` seconds until it does; one
+        that fails beside a working config is dropped, and the working config resumes."""
         self.ctx.attempt += 1
         self.emit(CancelTimer(NET_TIMER), CancelTimer(CLOUD_TIMER), Disconnect())
-        if self.ctx.fresh:
-            if self.ctx.attempt < self.settings.fresh_attempts:
-                self.ctx.retry = State.CONNECTING_NET
-                return State.RETRY_WAIT
-            self.emit(RecordError(code), Log(f"provisioning failed: error {code}"))
-            self.ctx.pending = None
+        if not self.ctx.fresh:
+            self.ctx.retry = retry
+            return State.RETRY_WAIT
+        if self.ctx.attempt < self.settings.fresh_attempts:
+            self.ctx.retry = State.CONNECTING_NET
+            return State.RETRY_WAIT
+        self.emit(RecordError(code), Log(f"provisioning failed: error {code}"))
+        if self.ctx.keep and not self.ctx.configured:
+            self.emit(
+                Log(
+                    "the saved configuration has not worked yet: the access point stays open "
+                    f"and it is tried again in {self.settings.candidate_retry:.0f} s"
+                )
+            )
             return State.WAIT_CONFIG
-        self.ctx.retry = retry
-        return State.RETRY_WAIT
+        if self._drop_pending():
+            self._again = True  # (from CONNECTING_NET: start over with the working config)
+            return State.CONNECTING_NET
+        return State.WAIT_CONFIG
+
+    def _drop_pending(self) -> bool:
+        """Forget the fresh configuration (and its saved copy); True when it was loaded at boot
+        beside a working configuration, which then resumes at once."""
+        if self.ctx.keep:
+            self.emit(DiscardCandidate())
+            if self.ctx.configured:
+                self.emit(Log("the new configuration did not work: keeping the working one"))
+        resume = self.ctx.from_boot and self.ctx.configured
+        self.ctx.pending = None
+        self.ctx.keep = self.ctx.from_boot = False
+        return resume
 
 
 # --- entering states ----------------------------------------------------------------------------
 
 
 def _enter_ap_mode(m: Machine) -> None:
-    m.emit(CancelTimer(AP_LINGER_TIMER))
+    m.emit(CancelTimer(AP_LINGER_TIMER), CancelTimer(IDLE_TIMER))
     if not m.ctx.ap_up:
         m.ctx.ap_up = True
         m.emit(StartAp())
     if m.ctx.configured:  # came here with a working config: resume it if nobody configures us
         m.emit(StartTimer(CONFIG_TIMER, m.settings.config_timeout))
+    elif m.ctx.keep:  # a saved config that never worked: try it again after an AP window
+        m.emit(StartTimer(CANDIDATE_TIMER, m.settings.candidate_retry))
+
+
+def _enter_configuring(m: Machine) -> None:
+    m.emit(StartTimer(IDLE_TIMER, m.settings.idle_timeout))
 
 
 def _enter_connecting_net(m: Machine) -> None:
@@ -324,15 +396,19 @@ def _enter_connecting_net(m: Machine) -> None:
         m.emit(StopAp())
     config = m._config()
     networks = max(1, len(getattr(config, "networks", ())))  # one timeout per saved network
+    m.ctx.run += 1
     m.emit(
         CancelTimer(CONFIG_TIMER),
-        ConnectNet(config),
+        CancelTimer(CANDIDATE_TIMER),
+        CancelTimer(IDLE_TIMER),
+        ConnectNet(config, m.ctx.run),
         StartTimer(NET_TIMER, m.settings.net_timeout * networks),
     )
 
 
 def _enter_connecting_cloud(m: Machine) -> None:
-    m.emit(ConnectCloud(m._config()), StartTimer(CLOUD_TIMER, m.settings.cloud_timeout))
+    m.ctx.run += 1
+    m.emit(ConnectCloud(m._config(), m.ctx.run), StartTimer(CLOUD_TIMER, m.settings.cloud_timeout))
 
 
 def _enter_retry_wait(m: Machine) -> None:
@@ -352,12 +428,15 @@ def _enter_running(m: Machine) -> None:
 def _enter_reset(m: Machine) -> None:
     m.ctx.configured = False
     m.ctx.pending = None
+    m.ctx.keep = m.ctx.from_boot = False
     m.stored = None
     m.emit(
         CancelTimer(NET_TIMER),
         CancelTimer(CLOUD_TIMER),
         CancelTimer(RETRY_TIMER),
         CancelTimer(CONFIG_TIMER),
+        CancelTimer(CANDIDATE_TIMER),
+        CancelTimer(IDLE_TIMER),
         Disconnect(),
         EraseConfig(),
         RecordError(0),
@@ -367,6 +446,7 @@ def _enter_reset(m: Machine) -> None:
 
 ENTER: dict[State, Callable[[Machine], None]] = {
     State.WAIT_CONFIG: _enter_ap_mode,
+    State.CONFIGURING: _enter_configuring,
     State.CONNECTING_NET: _enter_connecting_net,
     State.CONNECTING_CLOUD: _enter_connecting_cloud,
     State.RETRY_WAIT: _enter_retry_wait,
@@ -380,13 +460,34 @@ ENTER: dict[State, Callable[[Machine], None]] = {
 
 def _boot(m: Machine, ev: Boot) -> State:
     m.ctx.configured = ev.configured
+    if ev.candidate is not None:  # saved with save=1, never logged in: try it first
+        m.ctx.pending = ev.candidate
+        m.ctx.keep = m.ctx.from_boot = True
+        if not ev.configured and m.settings.ap_and_station:  # nothing has worked: AP open too
+            m.ctx.ap_up = True
+            m.emit(StartAp())
+        return State.CONNECTING_NET
     return State.CONNECTING_NET if ev.configured else State.WAIT_CONFIG
 
 
-def _configure(m: Machine, ev: ConfigReceived) -> State:
+def _configure(m: Machine, ev: ConfigReceived) -> State | None:
+    if not m.accepts_config():
+        m.emit(Log("ignored a configuration: the device is not in provisioning mode"))
+        return None
+    if m.state in ATTEMPT_STATES:  # replace the configuration being tried, and start over
+        m.emit(
+            CancelTimer(NET_TIMER),
+            CancelTimer(CLOUD_TIMER),
+            CancelTimer(RETRY_TIMER),
+            Disconnect(),
+            Log("a new configuration replaces the one being tried"),
+        )
+        m._again = True
     m.ctx.pending = ev.config
+    m.ctx.keep = ev.save
+    m.ctx.from_boot = False
     m.ctx.attempt = 0
-    m.emit(CancelTimer(CONFIG_TIMER), RecordError(0))
+    m.emit(CancelTimer(CONFIG_TIMER), CancelTimer(CANDIDATE_TIMER), RecordError(0))
     return State.CONNECTING_NET
 
 
@@ -400,6 +501,7 @@ def _cloud_up(m: Machine, ev: CloudUp) -> State:
     if m.ctx.fresh:
         m.stored = m.ctx.pending
         m.ctx.pending = None
+        m.ctx.keep = m.ctx.from_boot = False
         m.ctx.configured = True
         m.emit(Commit(m.stored), RecordError(0))
     return State.RUNNING
@@ -420,7 +522,7 @@ def _token_rejected(m: Machine, ev: TokenRejected) -> State:
         RecordError(E.TOKEN_REJECTED),
         Log("the cloud rejected the token (status 9): back to provisioning"),
     )
-    m.ctx.pending = None
+    m._drop_pending()  # a rejected token never works: nothing to retry
     return State.WAIT_CONFIG
 
 
@@ -450,8 +552,20 @@ def _running_timer(m: Machine, ev: TimerFired) -> State | None:
 def _ap_timer(m: Machine, ev: TimerFired) -> State | None:
     if ev.name == CONFIG_TIMER and m.ctx.configured:
         m.emit(Log("nobody configured the device: resuming its stored configuration"))
+        m._drop_pending()
         return State.CONNECTING_NET
+    if ev.name == CANDIDATE_TIMER and m.ctx.keep and m.state is State.WAIT_CONFIG:
+        m.emit(Log("trying the saved configuration again"))
+        m.ctx.attempt = 0
+        return State.CONNECTING_NET  # (in CONFIGURING a phone is busy: WAIT_CONFIG re-arms it)
+    if ev.name == IDLE_TIMER and m.state is State.CONFIGURING:
+        m.emit(Log(f"no portal request for {m.settings.idle_timeout:.0f} s: the app has gone"))
+        return State.WAIT_CONFIG
     return None
+
+
+def _portal_activity(m: Machine, ev: PortalActivity) -> None:
+    m.emit(StartTimer(IDLE_TIMER, m.settings.idle_timeout))
 
 
 def _link_lost(m: Machine, ev: LinkLost) -> State:
@@ -467,6 +581,7 @@ def _cloud_lost(m: Machine, ev: CloudLost) -> State:
 def _config_start(m: Machine, ev: ConfigStart) -> State:
     m.emit(CancelTimer(NET_TIMER), CancelTimer(CLOUD_TIMER), CancelTimer(RETRY_TIMER), Disconnect())
     m.ctx.pending = None
+    m.ctx.keep = m.ctx.from_boot = False
     return State.WAIT_CONFIG
 
 
@@ -487,22 +602,25 @@ TRANSITIONS: dict[State, dict[type, Handler]] = {
     },
     State.CONFIGURING: {
         ClientsLeft: _to(State.WAIT_CONFIG),
+        PortalActivity: _portal_activity,
         ConfigReceived: _configure,
         TimerFired: _ap_timer,
     },
+    # While a fresh configuration is tried, a new one replaces it (see accepts_config).
     State.CONNECTING_NET: {
         NetUp: _net_up,
         NetFailed: _net_failed,
         TimerFired: _net_timer,
-        ConfigReceived: _configure,  # a provisioner corrects its input while we still try
+        ConfigReceived: _configure,
     },
-    State.RETRY_WAIT: {TimerFired: _retry_timer},
+    State.RETRY_WAIT: {TimerFired: _retry_timer, ConfigReceived: _configure},
     State.CONNECTING_CLOUD: {
         CloudUp: _cloud_up,
         CloudFailed: _cloud_failed,
         TokenRejected: _token_rejected,
         LinkLost: _link_lost,
         TimerFired: _cloud_timer,
+        ConfigReceived: _configure,
     },
     State.RUNNING: {
         LinkLost: _link_lost,
@@ -512,6 +630,8 @@ TRANSITIONS: dict[State, dict[type, Handler]] = {
     },
     State.RESET_CONFIG: {},
 }
+# The states of an attempt: a configuration arriving in one of them restarts the attempt.
+ATTEMPT_STATES = frozenset({State.CONNECTING_NET, State.CONNECTING_CLOUD, State.RETRY_WAIT})
 # Events every state obeys (the cloud's "config start" can only arrive while connected).
 ANY_STATE: dict[type, Handler] = {ResetConfig: _reset, ConfigStart: _config_start}
 

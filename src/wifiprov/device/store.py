@@ -5,7 +5,13 @@ The file is JSON (ASCII, escapes for the rest)::
     {"format": "wifiprov-device-config", "version": 1,
      "networks": [{"ssid": "<hex>", "password": "...", "identity": "", "eap": "", "hidden": false}],
      "token": "...", "host": "...", "port": 8442, "port_ssl": 8441,
-     "static_ip": null, "last_error": 0, "flags": {"valid": true}}
+     "static_ip": null, "last_error": 0, "flags": {"valid": true},
+     "candidate": null}
+
+``candidate`` is a configuration saved with Edgent's ``save=1`` that has not logged in yet (the
+same fields as the top level, without ``last_error``, ``flags`` and ``candidate``): the agent
+retries it with its AP open until it works once, and never mistakes it for the working one. A
+file without the field (written before it existed) loads with no candidate.
 
 SSIDs are hex because they are arbitrary bytes; networks are in priority order. Passwords and the
 token are stored as they are (the file is mode 0600); the ``repr`` of every object here masks them.
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -83,6 +89,7 @@ class StoredConfig:
     static_ip: StaticIp | None = None
     last_error: int = 0  # a provisioning error code, 0 = none
     flags: Flags = field(default_factory=Flags)
+    candidate: StoredConfig | None = None  # saved with save=1, has not logged in yet
 
     @classmethod
     def empty(cls) -> StoredConfig:
@@ -97,7 +104,7 @@ class StoredConfig:
             f"StoredConfig(version={self.version!r}, networks={self.networks!r}, "
             f"token={_masked_token(self.token)}, host={self.host!r}, port={self.port!r}, "
             f"port_ssl={self.port_ssl!r}, static_ip={self.static_ip!r}, "
-            f"last_error={self.last_error!r}, flags={self.flags!r})"
+            f"last_error={self.last_error!r}, flags={self.flags!r}, candidate={self.candidate!r})"
         )
 
 
@@ -118,22 +125,32 @@ def encode(config: StoredConfig) -> bytes:
     """The file's bytes. Raises ValueError for a config that would not load back as itself."""
     if config.version != SCHEMA_VERSION:
         raise ValueError(f"can only write schema version {SCHEMA_VERSION}")
+    candidate = config.candidate
+    if candidate is not None and candidate.candidate is not None:
+        raise ValueError("a candidate configuration cannot hold a candidate")
     doc = {
         "format": FORMAT,
         "version": SCHEMA_VERSION,
+        **_settings(config),
+        "last_error": config.last_error,
+        "flags": asdict(config.flags),
+        "candidate": None if candidate is None else _settings(candidate),
+    }
+    data = (json.dumps(doc, indent=2) + "\n").encode("ascii")
+    if decode(data) != config:  # wrong field types: refuse to write what load would reject
+        raise ValueError("configuration does not survive encoding (check its field types)")
+    return data
+
+
+def _settings(config: StoredConfig) -> dict[str, Any]:
+    return {
         "networks": [{**asdict(n), "ssid": n.ssid.hex()} for n in config.networks],
         "token": config.token,
         "host": config.host,
         "port": config.port,
         "port_ssl": config.port_ssl,
         "static_ip": None if config.static_ip is None else asdict(config.static_ip),
-        "last_error": config.last_error,
-        "flags": asdict(config.flags),
     }
-    data = (json.dumps(doc, indent=2) + "\n").encode("ascii")
-    if decode(data) != config:  # wrong field types: refuse to write what load would reject
-        raise ValueError("configuration does not survive encoding (check its field types)")
-    return data
 
 
 def decode(data: bytes) -> StoredConfig:
@@ -155,6 +172,16 @@ def decode(data: bytes) -> StoredConfig:
         raise ConfigError("no valid schema version")
     if version > SCHEMA_VERSION:
         raise ConfigError(f"schema version {version} is newer than this agent's ({SCHEMA_VERSION})")
+    candidate = _nullable(doc, "candidate", dict) if "candidate" in doc else None
+    return replace(
+        _decode_settings(doc, version),
+        last_error=_field(doc, "last_error", int),
+        flags=Flags(valid=_field(_field(doc, "flags", dict), "valid", bool)),
+        candidate=None if candidate is None else _decode_settings(candidate, version),
+    )
+
+
+def _decode_settings(doc: dict[str, Any], version: int) -> StoredConfig:
     ip = _nullable(doc, "static_ip", dict)
     return StoredConfig(
         version=version,
@@ -164,8 +191,6 @@ def decode(data: bytes) -> StoredConfig:
         port=_port(doc, "port"),
         port_ssl=_port(doc, "port_ssl"),
         static_ip=None if ip is None else StaticIp(*(_field(ip, k, str) for k in _IP_FIELDS)),
-        last_error=_field(doc, "last_error", int),
-        flags=Flags(valid=_field(_field(doc, "flags", dict), "valid", bool)),
     )
 
 
