@@ -6,6 +6,15 @@ set. Failures are ``LinkError`` with the provisioning code a user can act on (71
 702 unreachable, 703 token rejected, 705 other). ``run`` then serves the connection until it is
 lost: answers pings, pings after ``heartbeat`` seconds idle, gives up after 2.3 heartbeats without
 input, follows REDIRECT, and hands pin writes and console commands (INTERNAL ``dbg``) to callbacks.
+
+``run`` never raises for anything the cloud sends: a bad frame (a REDIRECT that names no usable
+host or port, a command the device does not expect, a body that is not UTF-8, broken framing), a
+reset connection or a callback that fails all end the same way, logged, with the connection
+closed and the reason returned: the caller reconnects.
+
+After login, ``open`` sends ``LinkSettings.meta`` as Edgent does (INTERNAL ``meta\0set\0<field>\0
+<value>``, one message per field; see ``edgent_meta``), and ``send_console_reply`` returns a
+console command's output to the cloud.
 """
 
 from __future__ import annotations
@@ -25,12 +34,34 @@ from wifiprov.wire.errors import ProvisioningError as E
 log = logging.getLogger("wifiprov.device.link")
 
 LOGIN_TIMEOUT = 10.0
+MAX_REDIRECTS = 5  # in a row, within one login
+MAX_HOST = 255
+CONSOLE_CHUNK = 1000  # bytes of console output per message; longer output is sent in parts
+DEFAULT_PORT, DEFAULT_PORT_SSL = 80, 443  # the C++ library's, for a REDIRECT that names no port
+
+# What the cloud may send a device once it is logged in (the C++ library's BlynkProtocol handles
+# these; it drops the connection on any other command, and so does the link).
+ACCEPTED = frozenset(
+    {
+        Command.RESPONSE,
+        Command.PING,
+        Command.HARDWARE,
+        Command.BRIDGE,
+        Command.INTERNAL,
+        Command.REDIRECT,
+        Command.DEBUG_PRINT,
+    }
+)
 
 
 class LinkError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class BadFrame(Exception):
+    """The cloud sent a frame the device cannot act on; the connection is given up."""
 
 
 @dataclass
@@ -43,6 +74,9 @@ class LinkSettings:
     heartbeat: int = 40
     buffer_in: int = 1024
     info: dict[str, str] = field(default_factory=dict)  # mcu, fw-type, build, dev, tmpl ...
+    # INTERNAL ``meta set <field> <value>`` messages sent once, after the login of ``open`` (not
+    # after a redirect's login), in this order; empty: none. See ``edgent_meta``.
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +113,11 @@ class CloudLink:
         except LinkError:
             await self.close()
             raise
+        except (BadFrame, blynk.ProtocolError, OSError) as exc:
+            await self.close()
+            raise LinkError(E.CLOUD_OTHER, f"login failed: {_why(exc)}") from None
+        for name, value in self.settings.meta.items():
+            self.send_meta(name, value)
 
     async def _connect(self) -> None:
         ctx: ssl.SSLContext | None = None
@@ -90,6 +129,8 @@ class CloudLink:
             )
         except socket.gaierror as exc:
             raise LinkError(E.DNS_FAILED, f"cannot resolve {self.host}: {exc}") from None
+        except UnicodeError as exc:  # a name IDNA cannot encode (a label over 63 characters ...)
+            raise LinkError(E.DNS_FAILED, f"cannot resolve {self.host!r}: {exc}") from None
         family, _, _, _, address = infos[0]
         try:
             self._reader, self._writer = await asyncio.open_connection(
@@ -109,17 +150,20 @@ class CloudLink:
                 E.CLOUD_TIMEOUT, f"cannot connect to {self.host}:{self.port}: {exc.strerror}"
             ) from None
         self._decoder = blynk.Decoder(self.settings.buffer_in)
+        self._pending = []
         self._msg_id = 0
 
-    async def _login(self) -> None:
+    async def _login(self, redirects: int = 0) -> None:
         started = time.monotonic()
         self._send(Command.HW_LOGIN, self.settings.token)
         reply = await self._next_frame()
         if reply is None:
             raise LinkError(E.CLOUD_OTHER, "the cloud closed the connection at login")
         if reply.command == Command.REDIRECT:
+            if redirects >= MAX_REDIRECTS:
+                raise LinkError(E.CLOUD_OTHER, f"more than {MAX_REDIRECTS} redirects at login")
             await self._follow(reply)
-            return await self._login()
+            return await self._login(redirects + 1)
         if reply.command != Command.RESPONSE or reply.msg_id != 1:
             raise LinkError(E.CLOUD_OTHER, f"unexpected answer to login: command {reply.command}")
         if reply.status == Status.INVALID_TOKEN:
@@ -135,66 +179,133 @@ class CloudLink:
         self._send(Command.INTERNAL, *[x for kv in _ordered(info) for x in kv])
 
     async def _follow(self, frame: blynk.Frame) -> None:
-        args = frame.text_args()
-        self.host = args[0]
-        self.port = int(args[1]) if len(args) > 1 and args[1] else 80
-        log.info("redirected to %s:%d", self.host, self.port)
+        """Connect where a REDIRECT says; BadFrame (before closing anything) if it is unusable."""
+        host, port = parse_redirect(
+            frame.text_args(), DEFAULT_PORT_SSL if self.tls else DEFAULT_PORT
+        )
+        log.info("redirected to %s:%d", host, port)
         await self.close()
+        self.host, self.port = host, port
         await self._connect()
 
     # --- serving ---
     async def run(self) -> str:
-        """Serve the connection until it is lost; returns the reason in words."""
+        """Serve the connection until it is lost; returns the reason in words.
+
+        Whatever ends it (the cloud closing, a heartbeat timeout, a bad frame, a reset socket,
+        a failed redirect), the connection is closed when this returns; it raises only
+        CancelledError.
+        """
+        try:
+            return await self._serve()
+        except Exception as exc:  # nothing the cloud sends may kill the caller's task
+            log.exception("the cloud link failed unexpectedly")
+            await self.close()
+            return f"link failure: {_why(exc)}"
+
+    async def _serve(self) -> str:
         hb = self.settings.heartbeat
         while self._reader is not None:
             idle = time.monotonic() - max(self._last_input, self._last_output)
             try:
-                frame = await asyncio.wait_for(self._next_frame(), max(0.05, hb - idle))
-            except TimeoutError:
-                if time.monotonic() - self._last_input > hb * 2.3:
+                try:
+                    frame = await asyncio.wait_for(self._next_frame(), max(0.05, hb - idle))
+                except TimeoutError:
+                    if time.monotonic() - self._last_input > hb * 2.3:
+                        await self.close()
+                        return "heartbeat timeout"
+                    if self._writer is not None:
+                        self._send(Command.PING)
+                    continue
+                if frame is None:
                     await self.close()
-                    return "heartbeat timeout"
-                self._send(Command.PING)
+                    return "the cloud closed the connection"
+                reason = await self._handle(frame)
+            except (BadFrame, blynk.ProtocolError) as exc:
+                reason = f"bad frame from the cloud: {_why(exc)}"
+            except (LinkError, OSError) as exc:
+                reason = f"connection failed: {_why(exc)}"
+            else:
+                if reason:
+                    return reason
                 continue
-            except (LinkError, blynk.ProtocolError) as exc:
-                await self.close()
-                return str(exc)
-            if frame is None:
-                await self.close()
-                return "the cloud closed the connection"
-            reason = await self._handle(frame)
-            if reason:
-                return reason
+            log.warning("dropping the cloud connection: %s", reason)
+            await self.close()
+            return reason
         return "closed"
 
     async def _handle(self, frame: blynk.Frame) -> str | None:
-        if frame.command == Command.PING:
+        """Act on one frame; a reason when the connection is over. BadFrame, ProtocolError,
+        LinkError and OSError mean the frame (or the connection) is unusable."""
+        command = frame.command
+        if command not in ACCEPTED:
+            raise BadFrame(f"unexpected command {command} (msg_id {frame.msg_id})")
+        if command == Command.PING:
             self._respond(frame.msg_id, Status.OK)
-        elif frame.command == Command.HARDWARE:
+        elif command == Command.HARDWARE:
             args = frame.text_args()
-            if len(args) >= 3 and args[0] == "vw" and args[1].isdigit():
-                self.callbacks.on_write(int(args[1]), args[2:])
+            if len(args) >= 3 and args[0] == "vw" and _is_pin(args[1]):
+                self._callback(self.callbacks.on_write, int(args[1]), args[2:])
             elif args and args[0] not in ("vw", "pm"):
                 self._respond(frame.msg_id, Status.ILLEGAL_COMMAND)
-        elif frame.command == Command.INTERNAL:
+        elif command == Command.INTERNAL:
             args = frame.text_args()
-            if len(args) >= 2 and args[0] == "dbg":
-                self.callbacks.on_console(args[1])
-        elif frame.command == Command.REDIRECT:
+            if args and args[0] == "dbg":
+                self._callback(self.callbacks.on_console, args[1] if len(args) > 1 else "")
+        elif command == Command.DEBUG_PRINT:
+            log.info("the cloud says: %s", frame.body.decode("utf-8", "replace")[:200])
+        elif command == Command.REDIRECT:
+            host, port = self.host, self.port
             try:
-                await self._follow(frame)
-                await self._login()
-            except (LinkError, blynk.ProtocolError) as exc:
-                await self.close()
-                return f"redirect failed: {exc}"
-        elif frame.command == Command.RESPONSE and frame.status == Status.NOT_AUTHENTICATED:
+                async with asyncio.timeout(LOGIN_TIMEOUT):
+                    await self._follow(frame)
+                    await self._login()
+            except BadFrame:
+                raise
+            except TimeoutError:  # before OSError, its base class
+                reason = f"redirect to {self.host}:{self.port} failed: no answer to login"
+            except (LinkError, blynk.ProtocolError, OSError) as exc:
+                reason = f"redirect to {self.host}:{self.port} failed: {_why(exc)}"
+            else:
+                log.info("logged in again after a redirect from %s:%d", host, port)
+                return None
+            log.warning("%s", reason)
+            await self.close()
+            return reason
+        elif command == Command.RESPONSE and frame.status == Status.NOT_AUTHENTICATED:
             await self.close()
             return "the cloud says we are not logged in"
-        return None
+        return None  # other RESPONSEs and BRIDGE: nothing to do
+
+    def _callback(self, func: Callable[..., None], *args: object) -> None:
+        """Run a user callback; its failure is logged, and the link goes on."""
+        try:
+            func(*args)
+        except Exception:
+            log.exception("a cloud link callback failed")
 
     def virtual_write(self, pin: int, *values: str | int | float) -> None:
         if self._writer is not None:
             self._send(Command.HARDWARE, "vw", pin, *values)
+
+    def send_meta(self, name: str, value: str) -> None:
+        """INTERNAL ``meta\0set\0<name>\0<value>``, as Edgent sets its Device UID and Hotspot
+        Name after it connects."""
+        if self._writer is not None:
+            self._send(Command.INTERNAL, "meta", "set", _no_nul(name), _no_nul(value))
+
+    def send_console_reply(self, text: str) -> None:
+        """A console command's output, back to the cloud as INTERNAL ``dbg\0<text>``.
+
+        Edgent prints its console's output to its serial port only, even for commands that came
+        over ``dbg``; wifiprov returns it on the same channel the command arrived on. Output
+        longer than CONSOLE_CHUNK bytes is sent in several messages, split between lines.
+        Nothing is sent for empty output or when the link is down.
+        """
+        if self._writer is None:
+            return
+        for chunk in console_chunks(_no_nul(text), CONSOLE_CHUNK):
+            self._send(Command.INTERNAL, "dbg", chunk)
 
     # --- bytes ---
     async def _next_frame(self) -> blynk.Frame | None:
@@ -228,6 +339,66 @@ class CloudLink:
                 await writer.wait_closed()
             except (OSError, ssl.SSLError):
                 pass
+
+
+def parse_redirect(args: list[str], default_port: int) -> tuple[str, int]:
+    """Host and port of a REDIRECT's arguments (``host[\0port]``); BadFrame if unusable.
+
+    As in the C++ library, a missing port means the default one. An empty or oversized host, a
+    host with spaces or control characters, an empty, non-numeric or out-of-range port, and
+    extra arguments (a host that contained a NUL) are refused.
+    """
+    if not 1 <= len(args) <= 2:
+        raise BadFrame(f"REDIRECT with {len(args)} arguments (expected host and port)")
+    host = args[0]
+    if not host or len(host) > MAX_HOST or any(c.isspace() or not c.isprintable() for c in host):
+        raise BadFrame(f"REDIRECT to an unusable host {host[:80]!r}")
+    if len(args) == 1:
+        return host, default_port
+    port = args[1]
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise BadFrame(f"REDIRECT to {host} with an unusable port {port[:20]!r}")
+    return host, int(port)
+
+
+def edgent_meta(device_uid: str, hotspot_name: str) -> dict[str, str]:
+    """The meta fields Edgent-Arduino sets once after its first login since boot, in its order."""
+    return {"Device UID": device_uid, "Hotspot Name": hotspot_name}
+
+
+def console_chunks(text: str, limit: int) -> list[str]:
+    """``text`` (trailing newlines dropped) in parts of at most ``limit`` UTF-8 bytes, split after
+    a newline where possible; no part is empty."""
+    text = text.rstrip("\n")
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode()) > limit:  # a line longer than a part: cut it by characters
+            head = line.encode()[:limit].decode("utf-8", "ignore")
+            if current:
+                chunks.append(current.rstrip("\n"))
+                current = ""
+            chunks.append(head)
+            line = line[len(head) :]
+        if len((current + line).encode()) > limit:
+            chunks.append(current.rstrip("\n"))
+            current = ""
+        current += line
+    if current.rstrip("\n"):
+        chunks.append(current.rstrip("\n"))
+    return [c for c in chunks if c]
+
+
+def _is_pin(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\0", "")
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 INFO_ORDER = ["mcu", "fw-type", "build", "blynk", "h-beat", "buff-in", "dev", "tmpl"]
