@@ -7,12 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
-import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wifiprov.device.machine import Settings
+
+if TYPE_CHECKING:
+    from wifiprov.device.agent import AgentConfig
+
+log = logging.getLogger("wifiprov.device")
 
 # Keys of the config file (the flags have the same names with dashes).
 KEYS = (
@@ -33,6 +37,7 @@ KEYS = (
     "port_ssl",
     "ca_file",
     "led_pin",
+    "led_pwm",
     "button_pin",
     "allow_host_reboot",
     "ap_and_station",
@@ -50,10 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "radio": "sim",
     "device_id": "device",
     "store": "wifiprov-device.json",
-    "host": "blynk.cloud",
+    # No "host": without one, /config (or the setup link) must name the cloud. Edgent's default,
+    # blynk.cloud, would send a token typed by hand to Blynk's commercial cloud.
     "port": 80,
     "port_ssl": 443,
     "allow_host_reboot": False,
+    "led_pwm": True,
     "ap_and_station": True,
     "takeover": False,
     "captive": True,
@@ -114,11 +121,23 @@ def parser() -> argparse.ArgumentParser:
         help="nm: NetworkManager's dnsmasq-shared.d (default /etc/NetworkManager/dnsmasq-shared.d)",
     )
     p.add_argument("--store", type=Path, help="where the configuration is kept")
-    p.add_argument("--host", help="default cloud host")
+    p.add_argument(
+        "--host",
+        help="the cloud's host name, used when /config leaves it empty (default: none, so "
+        "/config, or the setup link, must name it)",
+    )
     p.add_argument("--port", type=int, help="default cloud port (plain TCP)")
     p.add_argument("--port-ssl", type=int, help="default cloud port (TLS)")
     p.add_argument("--ca-file", type=Path, help="CA bundle that verifies the cloud")
     p.add_argument("--led-pin", type=int, help="GPIO of the status LED")
+    p.add_argument(
+        "--no-led-pwm",
+        dest="led_pwm",
+        action="store_const",
+        const=False,
+        help="the LED only turns on and off: blink where Edgent breathes (default: dim it with "
+        "PWM where the GPIO library can)",
+    )
     p.add_argument("--button-pin", type=int, help="GPIO of the reset button")
     p.add_argument("--classic", action="store_true", help="drop the AP while connecting")
     p.add_argument(
@@ -177,23 +196,18 @@ def _is_nm_error(exc: Exception) -> bool:
     return isinstance(exc, NmError)
 
 
-async def _run(values: dict[str, Any]) -> None:
-    from wifiprov.device.agent import Agent, AgentConfig
-    from wifiprov.device.radio.base import make_radio
-    from wifiprov.device.store import ConfigStore
-    from wifiprov.sim.air import default_directory
+def agent_config(values: dict[str, Any]) -> AgentConfig:
+    """The agent's settings from ``load_settings``'s values."""
+    from wifiprov.device.agent import AgentConfig
 
-    # Settings first: a mistake there is reported before any radio is touched.
-    store_path = Path(values["store"]).expanduser()
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    config = AgentConfig(
+    return AgentConfig(
         template_id=values["template_id"],
         template_name=values["template_name"],
         vendor=values["vendor"],
         firmware_version=values["firmware_version"],
         firmware_type=values.get("firmware_type") or "",
         board=values["board"],
-        host=values["host"],
+        host=values.get("host") or "",
         port=values["port"],
         port_ssl=values["port_ssl"],
         ca_file=str(values["ca_file"]) if values.get("ca_file") else None,
@@ -202,6 +216,33 @@ async def _run(values: dict[str, Any]) -> None:
         captive=bool(values["captive"]),
         machine=Settings(),
     )
+
+
+def make_led(pin: int, pwm: bool) -> Any:
+    """A gpiozero ``PWMLED`` (it breathes) when ``pwm`` and the pin can dim, else an ``LED``."""
+    from gpiozero import LED, PWMLED
+    from gpiozero.exc import PinPWMUnsupported
+
+    if pwm:
+        try:
+            return PWMLED(pin)
+        except PinPWMUnsupported:
+            log.info("GPIO %d cannot dim the LED (no PWM): it blinks instead of breathing", pin)
+    return LED(pin)
+
+
+async def _run(values: dict[str, Any]) -> None:
+    from wifiprov.device.agent import Agent
+    from wifiprov.device.radio.base import make_radio
+    from wifiprov.device.store import ConfigStore
+    from wifiprov.sim.air import default_directory
+
+    # Settings first: a mistake there is reported before any radio is touched.
+    store_path = Path(values["store"]).expanduser()
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    config = agent_config(values)
+    if not config.host:
+        log.info("no cloud host configured: /config (or the setup link) must name it")
     options: dict[str, Any] = {}
     if values["radio"] == "sim":
         options = {
@@ -231,13 +272,14 @@ async def _run(values: dict[str, Any]) -> None:
             raise
     agent = Agent(config, radio, ConfigStore(store_path))
     if values.get("led_pin") is not None or values.get("button_pin") is not None:
-        from gpiozero import LED, Button
+        from gpiozero import Button
 
         from wifiprov.device.panel import Panel
 
-        led = LED(values["led_pin"]) if values.get("led_pin") is not None else None
+        pin = values.get("led_pin")
+        led = make_led(pin, bool(values["led_pwm"])) if pin is not None else None
         button = Button(values["button_pin"]) if values.get("button_pin") is not None else None
-        agent.panel = Panel(led, button, agent.reset_from_button, clock=time.monotonic)
+        agent.panel = Panel(led, button, agent.reset_from_button, clock=agent.clock)
     button = None
     if values["radio"] == "sim":  # `wifiprov air press DEVICE` stands in for the button
         button = asyncio.create_task(_sim_button(options["air"], values["device_id"], agent))
