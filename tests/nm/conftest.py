@@ -26,6 +26,7 @@ MANAGER = "/org/freedesktop/NetworkManager"
 SETTINGS = MANAGER + "/Settings"
 MOCK = "org.freedesktop.DBus.Mock"
 MAC = "02:00:00:aa:bb:01"
+ETH_MAC = "02:00:00:aa:bb:04"
 
 PSK = 0x100 | 0x8 | 0x80  # key-mgmt PSK, CCMP
 SAE = 0x400 | 0x8 | 0x80
@@ -79,6 +80,7 @@ class NmMock:
         self.mock = dbus.Interface(self.bus.get_object(NM, "/org/freedesktop"), MOCK)
         self.manager_mock = dbus.Interface(self.bus.get_object(NM, MANAGER), MOCK)
         self.device = str(self.mock.AddWifi("wlan0", "wlan0", MAC))
+        self.ethernet = ""  # add_ethernet
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -157,6 +159,17 @@ class NmMock:
             manager.ActivateConnection(path, self.device, "/")
         return path, uuid
 
+    def add_ethernet(self, *, carrier: bool = True, name: str = "eth0") -> str:
+        """A wired device ``eth0`` (MAC ``ETH_MAC``), its cable plugged in or not."""
+        self.ethernet = str(self.mock.AddEthernet(name, name, ETH_MAC, carrier))
+        return self.ethernet
+
+    def set_carrier(self, carrier: bool) -> None:
+        self.mock.SetCarrier(self.ethernet, carrier)
+
+    def wired_outcome(self, kind: str, reason: int = 0) -> None:
+        self.mock.SetWiredOutcome(kind, self.dbus.UInt32(reason))
+
     def drop(self, reason: int) -> None:
         self.mock.DropConnection(self.device, self.dbus.UInt32(reason))
 
@@ -190,9 +203,9 @@ class NmMock:
         )
         return list(props.Get(NM + ".Device.Wireless", name))
 
-    def device_prop(self, name: str) -> Any:
+    def device_prop(self, name: str, device: str | None = None) -> Any:
         props = self.dbus.Interface(
-            self.bus.get_object(NM, self.device), "org.freedesktop.DBus.Properties"
+            self.bus.get_object(NM, device or self.device), "org.freedesktop.DBus.Properties"
         )
         return props.Get(NM + ".Device", name)
 
@@ -225,6 +238,18 @@ def nm(system_bus: str, tmp_path: Path) -> Iterator[NmMock]:
         yield mock
     finally:
         mock.stop()
+
+
+@pytest.fixture
+async def wired_radio(nm: NmMock, tmp_path: Path) -> AsyncIterator[NmRadio]:
+    """The radio on a machine that also has Ethernet (``eth0``, cable plugged in)."""
+    nm.add_ethernet()
+    r = NmRadio("wlan0", snippet_dir=tmp_path / "dnsmasq-shared.d", scan_timeout=5)
+    await r.open()
+    try:
+        yield r
+    finally:
+        await r.close()
 
 
 @pytest.fixture

@@ -12,12 +12,27 @@ failure. This one replaces the Manager's activation methods so that:
 - ``AddRawAccessPoint`` takes the SSID as raw bytes and the three flag words separately;
 - ``AddWifi`` adds a device whose ``RequestScan`` bumps ``LastScan``; ``RemoveDevice`` unplugs it
   (``DeviceRemoved``); ``DropConnection`` takes the device's connection down with a reason.
+- ``AddEthernet`` adds a wired device (``Device.Wired.Carrier`` and the ``InterfaceFlags``
+  carrier bit, NM >= 1.22, say whether a cable is in); without carrier it is UNAVAILABLE with
+  reason CARRIER (40), and activating a profile that needs carrier (DHCP) fails as NM 1.42's
+  does: ``UnknownConnection``, "Connection 'x' is not available on device eth0 because device
+  has no carrier", the added profile deleted (a static profile activates without carrier, as
+  in NM). ``SetCarrier`` plugs or pulls the cable (pulling takes an active connection down,
+  the device UNAVAILABLE with reason 40); ``SetWiredOutcome`` scripts its activations.
+- ``ipv4.method manual`` profiles get the address, prefix, gateway and DNS of their settings in
+  their IP4Config (DHCP: 192.168.1.50 on WiFi, 192.168.1.60 wired). ``SetIpLink(netns, link)``
+  makes the mock also put a manual address and its default route on that real link, as NM does
+  (the netns tests).
 Signals are emitted before the method returns, so clients must subscribe before calling.
 """
 
 # ruff: noqa: N802 (D-Bus method names)
 
 from __future__ import annotations
+
+import socket
+import struct
+import subprocess
 
 import dbus
 import dbus.service
@@ -50,12 +65,18 @@ PREPARE, CONFIG, NEED_AUTH, IP_CONFIG, ACTIVATED, DEACTIVATING, FAILED = (
     110,
     120,
 )
-DISCONNECTED = 30
+UNAVAILABLE, DISCONNECTED = 20, 30
+REASON_CARRIER = 40
+TYPE_ETHERNET, TYPE_WIFI = 1, 2
+WIRED_DEVICE_IFACE = "org.freedesktop.NetworkManager.Device.Wired"
+CARRIER_FLAGS = 0x10000 | 0x2 | 0x1  # NM_DEVICE_INTERFACE_FLAG_CARRIER | LOWER_UP | UP
 AC_ACTIVATING, AC_ACTIVATED, AC_DEACTIVATED = 1, 2, 4
 USER_REQUESTED = 39
 
 _outcomes: dict[bytes, tuple[str, int]] = {}
 _ap_outcome = ["ok", 0]
+_wired_outcome = ["ok", 0]
+_ip_link: list[str] = []  # [netns, link] once SetIpLink was called
 _counter = [100]
 
 
@@ -88,8 +109,19 @@ def _set_active_list(manager, change) -> None:
     )
 
 
-def _take_down(manager, ac_path: str, reason: int, *, failed: bool) -> None:
-    """The active connection ``ac_path`` goes away (deactivated or failed)."""
+def _is_wifi(dev) -> bool:
+    return int(dev.Get(DEVICE_IFACE, "DeviceType")) == TYPE_WIFI
+
+
+def _has_carrier(dev) -> bool:
+    return bool(int(dev.Get(DEVICE_IFACE, "InterfaceFlags")) & 0x10000)
+
+
+def _take_down(
+    manager, ac_path: str, reason: int, *, failed: bool, final: int = DISCONNECTED
+) -> None:
+    """The active connection ``ac_path`` goes away (deactivated or failed); the device ends in
+    ``final`` (UNAVAILABLE when its cable was pulled)."""
     if ac_path not in dbusmock.mockobject.objects:
         return
     ac = dbusmock.get_object(ac_path)
@@ -100,8 +132,9 @@ def _take_down(manager, ac_path: str, reason: int, *, failed: bool) -> None:
             _device_state(dev, FAILED if failed else DEACTIVATING, reason)
             dev.Set(DEVICE_IFACE, "ActiveConnection", dbus.ObjectPath("/"))
             dev.Set(DEVICE_IFACE, "Ip4Config", dbus.ObjectPath("/"))
-            dev.Set(WIRELESS_DEVICE_IFACE, "ActiveAccessPoint", dbus.ObjectPath("/"))
-            _device_state(dev, DISCONNECTED, reason)
+            if _is_wifi(dev):
+                dev.Set(WIRELESS_DEVICE_IFACE, "ActiveAccessPoint", dbus.ObjectPath("/"))
+            _device_state(dev, final, reason)
     _ac_state(ac, AC_DEACTIVATED, 2 if failed else 3)
     _set_active_list(manager, lambda a: a.remove(ac_path) if ac_path in a else None)
     manager.RemoveObject(ac_path)
@@ -112,6 +145,8 @@ def _take_down(manager, ac_path: str, reason: int, *, failed: bool) -> None:
 
 
 def _outcome(settings, dev) -> tuple[str, int]:
+    if not _is_wifi(dev):
+        return _wired_outcome[0], _wired_outcome[1]
     wifi = settings.get("802-11-wireless", {})
     if str(wifi.get("mode", "infrastructure")) == "ap":
         return _ap_outcome[0], _ap_outcome[1]
@@ -127,10 +162,45 @@ def _outcome(settings, dev) -> tuple[str, int]:
     return "ok", 0
 
 
+def _needs_carrier(settings) -> bool:
+    """NM's connection_requires_carrier, for the methods our profiles use: DHCP needs it;
+    a manual IPv4 address does not (IPv6 ``auto`` may fail)."""
+    return str(settings.get("ipv4", {}).get("method", "auto")) == "auto"
+
+
+def _check_available(settings, dev) -> None:
+    """NM 1.42's check before activating (nm-manager.c, _internal_activate_device)."""
+    if _is_wifi(dev) or _has_carrier(dev) or not _needs_carrier(settings):
+        return
+    raise dbus.exceptions.DBusException(
+        f"Connection '{settings['connection']['id']}' is not available on device "
+        f"{dev.Get(DEVICE_IFACE, 'Interface')} because device has no carrier",
+        name="org.freedesktop.NetworkManager.UnknownConnection",
+    )
+
+
+def _dns_text(value) -> str:
+    return socket.inet_ntoa(struct.pack("=I", int(value)))
+
+
+def _apply_to_link(address: str, prefix: int, gateway: str) -> None:
+    """Put a manual address (and its default route) on the real link of ``SetIpLink``."""
+    if not _ip_link:
+        return
+    ns, link = _ip_link
+    for argv in (
+        ["addr", "flush", "dev", link],
+        ["addr", "add", f"{address}/{prefix}", "dev", link],
+        ["route", "replace", "default", "via", gateway, "dev", link],
+    ):
+        subprocess.run(["ip", "-n", ns, *argv], check=True, capture_output=True, timeout=30)
+
+
 def _activate(manager, conn_path, dev_path, _specific):
     conn = dbusmock.get_object(conn_path)
     dev = dbusmock.get_object(dev_path)
     settings = conn.settings
+    _check_available(settings, dev)
     old = dev.Get(DEVICE_IFACE, "ActiveConnection")
     if old != "/":
         _take_down(manager, old, USER_REQUESTED, failed=False)
@@ -175,10 +245,17 @@ def _activate(manager, conn_path, dev_path, _specific):
         _take_down(manager, ac_path, reason, failed=True)
         return dbus.ObjectPath(ac_path)
     _device_state(dev, IP_CONFIG, 0)
-    if ap_mode:
+    prefix, gateway, dns = 24, "" if ap_mode else "192.168.1.1", []
+    if ap_mode or str(ipv4.get("method", "")) == "manual":
         address = str(ipv4["address-data"][0]["address"])
+        prefix = int(ipv4["address-data"][0]["prefix"])
+        if not ap_mode:
+            gateway = str(ipv4.get("gateway", ""))
+            dns = [_dns_text(d) for d in ipv4.get("dns", [])]
+            _apply_to_link(address, prefix, gateway)
     else:
-        address = "192.168.1.50"
+        address = "192.168.1.50" if _is_wifi(dev) else "192.168.1.60"
+    if _is_wifi(dev) and not ap_mode:
         ssid = bytes(bytearray(wifi.get("ssid", [])))
         for p in _in_range(dev):
             if bytes(dbusmock.get_object(p).Get(ACCESS_POINT_IFACE, "Ssid")) == ssid:
@@ -190,9 +267,13 @@ def _activate(manager, conn_path, dev_path, _specific):
         IP4_IFACE,
         {
             "AddressData": dbus.Array(
-                [{"address": dbus.String(address), "prefix": dbus.UInt32(24)}], signature="a{sv}"
+                [{"address": dbus.String(address), "prefix": dbus.UInt32(prefix)}],
+                signature="a{sv}",
             ),
-            "Gateway": "" if ap_mode else "192.168.1.1",
+            "Gateway": gateway,
+            "NameserverData": dbus.Array(
+                [{"address": dbus.String(d)} for d in dns], signature="a{sv}"
+            ),
         },
         [],
     )
@@ -207,6 +288,7 @@ def _activate(manager, conn_path, dev_path, _specific):
 
 
 def _add_and_activate(manager, settings, dev_path, specific, options):
+    _check_available(settings, dbusmock.get_object(dev_path))  # NM deletes what it added
     settings_obj = dbusmock.get_object(SETTINGS_OBJ)
     conn_path = stock.SettingsAddConnection(settings_obj, settings)
     conn = dbusmock.get_object(conn_path)
@@ -229,11 +311,17 @@ def _in_range(dev) -> list[str]:
 
 def _request_scan(dev, _options):
     active = str(dev.Get(DEVICE_IFACE, "ActiveConnection"))
-    serving = active != "/" and str(
-        dbusmock.get_object(
-            str(dbusmock.get_object(active).Get(ACTIVE_CONNECTION_IFACE, "Connection"))
-        ).settings.get("802-11-wireless", {}).get("mode", "")
-    ) == "ap"
+    serving = (
+        active != "/"
+        and str(
+            dbusmock.get_object(
+                str(dbusmock.get_object(active).Get(ACTIVE_CONNECTION_IFACE, "Connection"))
+            )
+            .settings.get("802-11-wireless", {})
+            .get("mode", "")
+        )
+        == "ap"
+    )
     if not serving:  # a scan lists what is on the air again
         dev.access_points[:] = _in_range(dev)
         dev.Set(WIRELESS_DEVICE_IFACE, "AccessPoints", dbus.Array(dev.access_points, "o"))
@@ -288,6 +376,55 @@ def AddWifi(self, name, iface, mac):
         WIRELESS_DEVICE_IFACE, "RequestScan", "a{sv}", "", "self.request_scan(self, args[0])"
     )
     return path
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="sssb", out_signature="s")
+def AddEthernet(self, name, iface, mac, carrier):
+    path = stock.AddEthernetDevice(self, name, iface, DISCONNECTED if carrier else UNAVAILABLE)
+    dev = dbusmock.get_object(path)
+    dev.Set(WIRED_DEVICE_IFACE, "HwAddress", mac)
+    dev.Set(WIRED_DEVICE_IFACE, "PermHwAddress", mac)
+    dev.Set(WIRED_DEVICE_IFACE, "Carrier", dbus.Boolean(carrier))
+    dev.AddProperties(
+        DEVICE_IFACE,
+        {
+            "HwAddress": mac,
+            "Ip4Config": dbus.ObjectPath("/"),
+            "InterfaceFlags": dbus.UInt32(CARRIER_FLAGS if carrier else 0x1),
+        },
+    )
+    if not carrier:
+        state = dbus.UInt32(UNAVAILABLE)
+        dev.Set(DEVICE_IFACE, "StateReason", dbus.Struct((state, dbus.UInt32(REASON_CARRIER))))
+    return path
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="sb", out_signature="")
+def SetCarrier(_self, dev_path, carrier):
+    """Plug (or pull) the cable: NM follows the carrier into DISCONNECTED (or UNAVAILABLE,
+    taking an active connection down), reason CARRIER."""
+    dev = dbusmock.get_object(dev_path)
+    dev.Set(WIRED_DEVICE_IFACE, "Carrier", dbus.Boolean(carrier))
+    dev.Set(DEVICE_IFACE, "InterfaceFlags", dbus.UInt32(CARRIER_FLAGS if carrier else 0x1))
+    active = str(dev.Get(DEVICE_IFACE, "ActiveConnection"))
+    if carrier:
+        if int(dev.Get(DEVICE_IFACE, "State")) == UNAVAILABLE:
+            _device_state(dev, DISCONNECTED, REASON_CARRIER)
+    elif active != "/":
+        manager = dbusmock.get_object(MANAGER_OBJ)
+        _take_down(manager, active, REASON_CARRIER, failed=False, final=UNAVAILABLE)
+    else:
+        _device_state(dev, UNAVAILABLE, REASON_CARRIER)
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="su", out_signature="")
+def SetWiredOutcome(_self, kind, reason):
+    _wired_outcome[:] = [str(kind), int(reason)]
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="ss", out_signature="")
+def SetIpLink(_self, netns, link):
+    _ip_link[:] = [str(netns), str(link)]
 
 
 @dbus.service.method(MOCK_IFACE, in_signature="ssaysuyuuu", out_signature="s")

@@ -12,10 +12,11 @@ import pytest
 from tests.nm import conftest as nm_conftest
 from tests.nm.conftest import EAP, PRIVACY, PSK, SAE, NmMock
 from wifiprov.device.radio import make_radio
-from wifiprov.device.radio.base import ConnectError, ConnectFailure
+from wifiprov.device.radio.base import ConnectError, ConnectFailure, StaticIp
 from wifiprov.device.radio.dnsmasq import shared_snippet
 from wifiprov.device.radio.nm import NmRadio, TakeoverRefused
 from wifiprov.linux.networkmanager import NetworkManagerUnavailable, NmError, RadioBlocked
+from wifiprov.linux.nm_settings import dns_text
 
 WIFI = "802-11-wireless"
 SEC = "802-11-wireless-security"
@@ -550,3 +551,160 @@ async def test_our_own_profile_left_active_by_a_crash_is_not_someone_elses(
         await second.start_ap("Blynk Test-AAAA")
     finally:
         await second.close()
+
+
+# -- static IPv4 (Edgent's ip, mask, gw, dns, dns2)
+
+HOME_STATIC = StaticIp("192.168.1.20", "255.255.255.0", "192.168.1.1", "1.1.1.1", "9.9.9.9")
+
+
+def dns_of(settings: dict[str, dict[str, object]]) -> list[str]:
+    return [dns_text(int(d)) for d in settings["ipv4"]["dns"]]  # type: ignore[attr-defined]
+
+
+async def test_static_address_is_a_manual_ipv4_profile(nm: NmMock, radio: NmRadio) -> None:
+    nm.add_ap("h", b"Home")
+    info = await radio.connect(b"Home", "correct horse", timeout=5, static=HOME_STATIC)
+    (added,) = nm.added()
+    ipv4 = added["ipv4"]
+    assert ipv4["method"] == "manual"  # never DHCP
+    assert ipv4["address-data"] == [{"address": "192.168.1.20", "prefix": 24}]
+    assert ipv4["gateway"] == "192.168.1.1"
+    assert dns_of(added) == ["1.1.1.1", "9.9.9.9"]
+    assert station(nm)["ipv4"]["method"] == "manual"
+    assert info.ip == "192.168.1.20" and (await radio.status()).station == info
+
+
+async def test_static_without_dns_asks_the_gateway(nm: NmMock, radio: NmRadio) -> None:
+    nm.add_ap("h", b"Home")
+    static = StaticIp("10.1.0.9", "255.255.0.0", "10.1.0.1")
+    await radio.connect(b"Home", "correct horse", timeout=5, static=static)
+    (added,) = nm.added()
+    assert added["ipv4"]["address-data"] == [{"address": "10.1.0.9", "prefix": 16}]
+    assert dns_of(added) == ["10.1.0.1"]
+
+
+async def test_unusable_static_address_is_700_before_nm_hears_of_it(
+    nm: NmMock, radio: NmRadio
+) -> None:
+    nm.add_ap("h", b"Home")
+    bad = StaticIp("192.168.1.20", "255.255.255.0", "10.0.0.1")
+    with pytest.raises(ConnectError) as caught:
+        await radio.connect(b"Home", "correct horse", timeout=5, static=bad)
+    assert caught.value.failure is ConnectFailure.STATIC_INVALID and caught.value.code == 700
+    assert str(caught.value) == "gateway 10.0.0.1 is not in 192.168.1.0/24"
+    assert nm.added() == [] and ours(nm) == {}
+
+
+# -- Ethernet
+
+ETH = "802-3-ethernet"
+
+
+async def test_no_ethernet_device(nm: NmMock, radio: NmRadio) -> None:
+    assert radio.wired_mac is None
+    with pytest.raises(ConnectError, match="this device has no Ethernet interface") as caught:
+        await radio.connect_wired()
+    assert caught.value.failure is ConnectFailure.OTHER
+    assert nm.added() == []
+
+
+async def test_wired_by_dhcp(nm: NmMock, wired_radio: NmRadio) -> None:
+    assert wired_radio.wired_mac == nm_conftest.ETH_MAC
+    info = await wired_radio.connect_wired(timeout=5)
+    assert (info.ssid, info.ip) == (b"", "192.168.1.60")
+    assert (await wired_radio.status()).station == info
+    (added,) = nm.added()
+    assert added["connection"]["type"] == ETH and ETH in added
+    assert added["connection"]["interface-name"] == "eth0"
+    assert added["connection"]["id"] == "wifiprov-wired"
+    assert added["connection"]["autoconnect"] is False
+    assert added["ipv4"] == {"method": "auto"}
+    assert added["user"]["data"]["org.wifiprov.owner"] == "device"
+    assert nm.device_prop("State", nm.ethernet) == 100
+    await wired_radio.disconnect()  # taken down; the profile stays (it works)
+    assert nm.device_prop("ActiveConnection", nm.ethernet) == "/"
+    assert not (await wired_radio.status()).connected
+    assert [s["connection"]["type"] for s in ours(nm).values()] == [ETH]
+
+
+async def test_wired_static(nm: NmMock, wired_radio: NmRadio) -> None:
+    info = await wired_radio.connect_wired(static=HOME_STATIC, timeout=5)
+    assert info.ip == "192.168.1.20"
+    (added,) = nm.added()
+    assert added["connection"]["type"] == ETH
+    assert added["ipv4"]["method"] == "manual"
+    assert added["ipv4"]["address-data"] == [{"address": "192.168.1.20", "prefix": 24}]
+    assert added["ipv4"]["gateway"] == "192.168.1.1"
+    assert dns_of(added) == ["1.1.1.1", "9.9.9.9"]
+    with pytest.raises(ConnectError) as caught:
+        await wired_radio.connect_wired(static=StaticIp("10.0.0.0", "255.0.0.0", "10.0.0.1"))
+    assert caught.value.code == 700
+
+
+@pytest.mark.parametrize("static", [None, HOME_STATIC], ids=["dhcp", "static"])
+async def test_no_cable_is_721(nm: NmMock, wired_radio: NmRadio, static: StaticIp | None) -> None:
+    nm.set_carrier(False)
+    with pytest.raises(ConnectError) as caught:
+        await wired_radio.connect_wired(static=static, timeout=5)
+    assert caught.value.failure is ConnectFailure.NO_CABLE and caught.value.code == 721
+    assert "eth0" in str(caught.value)
+    assert ours(nm) == {}
+    nm.set_carrier(True)
+    assert (await wired_radio.connect_wired(static=static, timeout=5)).ssid == b""
+
+
+async def test_nm_refusing_for_want_of_carrier_is_721(
+    nm: NmMock, wired_radio: NmRadio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cable pulled between our carrier check and NM's own: NM's error says "carrier"."""
+
+    async def plugged(device: object) -> bool:
+        return True
+
+    assert wired_radio._client is not None
+    monkeypatch.setattr(wired_radio._client, "carrier", plugged)
+    nm.set_carrier(False)
+    with pytest.raises(ConnectError) as caught:
+        await wired_radio.connect_wired(timeout=5)
+    assert caught.value.failure is ConnectFailure.NO_CABLE
+    assert ours(nm) == {}
+
+
+async def test_activation_failing_with_reason_carrier_is_721(
+    nm: NmMock, wired_radio: NmRadio
+) -> None:
+    nm.wired_outcome("fail", 40)  # NM_DEVICE_STATE_REASON_CARRIER
+    with pytest.raises(ConnectError) as caught:
+        await wired_radio.connect_wired(timeout=5)
+    assert caught.value.failure is ConnectFailure.NO_CABLE
+    assert ours(nm) == {}
+    nm.wired_outcome("fail", 17)  # DHCP
+    with pytest.raises(ConnectError) as caught:
+        await wired_radio.connect_wired(timeout=5)
+    assert caught.value.failure is ConnectFailure.NO_ADDRESS
+
+
+async def test_pulling_the_cable_loses_the_link(nm: NmMock, wired_radio: NmRadio) -> None:
+    reasons: list[str] = []
+    wired_radio.on_link_lost(reasons.append)
+    await wired_radio.connect_wired(timeout=5)
+    nm.set_carrier(False)
+    await until(lambda: bool(reasons), "the link-lost callback")
+    assert reasons == ["eth0 went down: the cable was unplugged"]
+    assert not (await wired_radio.status()).connected
+
+
+async def test_wifi_and_wired_replace_each_other(nm: NmMock, wired_radio: NmRadio) -> None:
+    nm.add_ap("h", b"Home")
+    await wired_radio.connect(b"Home", "correct horse", timeout=5)
+    info = await wired_radio.connect_wired(timeout=5)
+    assert nm.device_prop("ActiveConnection") == "/"  # WiFi taken down ...
+    assert [s["connection"]["type"] for s in ours(nm).values()] == [ETH]  # ... and superseded
+    assert (await wired_radio.status()).station == info
+    joined = await wired_radio.connect(b"Home", "correct horse", timeout=5)
+    assert nm.device_prop("ActiveConnection", nm.ethernet) == "/"
+    assert [s["connection"]["type"] for s in ours(nm).values()] == [WIFI]
+    assert (await wired_radio.status()).station == joined
+    await wired_radio.close()
+    assert nm.device_prop("ActiveConnection") == "/"

@@ -1,11 +1,11 @@
 """A small asyncio NetworkManager client over D-Bus (dbus-fast), shared by the device radio and
 the provisioner's laptop WiFi.
 
-It finds the WiFi device, lists access points (SSIDs as raw bytes), adds and activates
-profiles, follows the device's ``StateChanged`` signal until an activation succeeds or fails, and
-notices NetworkManager leaving the bus (``NameOwnerChanged``) or the device going away
-(``DeviceRemoved``) so that no wait hangs. Which profiles it may touch is the callers' rule:
-``delete_own`` refuses any profile that does not carry the caller's marker.
+It finds the WiFi device (and an Ethernet one, with its carrier), lists access points (SSIDs as
+raw bytes), adds and activates profiles, follows the device's ``StateChanged`` signal until an
+activation succeeds or fails, and notices NetworkManager leaving the bus (``NameOwnerChanged``)
+or the device going away (``DeviceRemoved``) so that no wait hangs. Which profiles it may touch
+is the callers' rule: ``delete_own`` refuses any profile that does not carry the caller's marker.
 The system bus is ``$DBUS_SYSTEM_BUS_ADDRESS`` when set (tests point it at a private bus).
 """
 
@@ -33,6 +33,7 @@ NM_PATH = "/org/freedesktop/NetworkManager"
 SETTINGS_PATH = NM_PATH + "/Settings"
 I_DEVICE = NM + ".Device"
 I_WIRELESS = NM + ".Device.Wireless"
+I_WIRED = NM + ".Device.Wired"
 I_AP = NM + ".AccessPoint"
 I_ACTIVE = NM + ".Connection.Active"
 I_SETTINGS = NM + ".Settings"
@@ -41,7 +42,9 @@ I_IP4 = NM + ".IP4Config"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 DBUS = "org.freedesktop.DBus"
 DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
+DEVICE_TYPE_ETHERNET = 1
 DEVICE_TYPE_WIFI = 2
+INTERFACE_FLAG_CARRIER = 0x10000  # NMDeviceInterfaceFlags (NM >= 1.22)
 CALL_TIMEOUT = 25.0  # NM answers in milliseconds; this only stops a wedged daemon hanging us
 
 _GONE_ERRORS = {
@@ -89,10 +92,15 @@ class ActivationFailed(NmError):
 
 
 @dataclass(frozen=True)
-class WifiDevice:
+class NmDevice:
+    """A device NM manages (WiFi or Ethernet): its object path, interface name and MAC."""
+
     path: str
     interface: str
     hw_address: str
+
+
+WifiDevice = NmDevice  # the name its first users know
 
 
 def system_bus_address() -> str:
@@ -283,6 +291,30 @@ class NmClient:
             "(`nmcli device`)?"
         )
 
+    async def ethernet_device(self, interface: str | None = None) -> NmDevice | None:
+        """The Ethernet device named ``interface``, or the first managed one; None when there
+        is none."""
+        for path in (await self.call(NM_PATH, NM, "GetDevices"))[0]:
+            props = await self.get_all(path, I_DEVICE)
+            if props.get("DeviceType") != DEVICE_TYPE_ETHERNET:
+                continue
+            if interface and props.get("Interface") != interface:
+                continue
+            if not interface and not props.get("Managed", True):
+                continue
+            wired = await self.get_all(path, I_WIRED)
+            hw = wired.get("PermHwAddress") or wired.get("HwAddress", "")
+            return NmDevice(path, str(props["Interface"]), str(hw).lower())
+        return None
+
+    async def carrier(self, device: NmDevice) -> bool:
+        """Whether the Ethernet device has carrier (a cable to something that is on)."""
+        try:
+            flags = await self.get(device.path, I_DEVICE, "InterfaceFlags")
+        except DBusError:  # NM < 1.22
+            return bool(await self.get(device.path, I_WIRED, "Carrier"))
+        return bool(int(flags) & INTERFACE_FLAG_CARRIER)
+
     async def device_state(self, device: WifiDevice) -> tuple[int, int]:
         state, reason = await self.get(device.path, I_DEVICE, "StateReason")
         return int(state), int(reason)
@@ -451,7 +483,7 @@ class NmClient:
             if is_nm_owner_change(msg) and not msg.body[2]:
                 raise NetworkManagerStopped("NetworkManager stopped")
             if msg.member == "DeviceRemoved" and msg.body and msg.body[0] == device.path:
-                raise DeviceGone(f"the WiFi interface {device.interface} disappeared")
+                raise DeviceGone(f"the interface {device.interface} disappeared")
             if msg.interface == I_DEVICE and msg.path == device.path:
                 new, _old, reason = (int(x) for x in msg.body)
                 started = started or nms.DEVICE_PREPARE <= new <= nms.DEVICE_ACTIVATED

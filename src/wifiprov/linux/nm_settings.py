@@ -6,7 +6,10 @@ Numbers come from NetworkManager's ``nm-dbus-interface.h``. Settings are ``a{sa{
 
 from __future__ import annotations
 
+import socket
+import struct
 import uuid as uuidlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -53,6 +56,7 @@ REASON_DHCP_ERROR = 16
 REASON_DHCP_FAILED = 17
 REASON_SHARED_START_FAILED = 18
 REASON_SHARED_FAILED = 19
+REASON_CARRIER = 40
 REASON_SSID_NOT_FOUND = 53
 
 _AUTH_AFTER_ASSOCIATION = {
@@ -180,11 +184,13 @@ def new_uuid() -> str:
     return str(uuidlib.uuid4())
 
 
-def _connection(name: str, uuid: str, interface: str | None) -> dict[str, Variant]:
+def _connection(
+    name: str, uuid: str, interface: str | None, kind: str = "802-11-wireless"
+) -> dict[str, Variant]:
     section = {
         "id": Variant("s", name),
         "uuid": Variant("s", uuid),
-        "type": Variant("s", "802-11-wireless"),
+        "type": Variant("s", kind),
         "autoconnect": Variant("b", False),  # the agent decides when to (re)join
     }
     if interface:
@@ -208,15 +214,17 @@ def station_settings(
     eap: str = "",
     hidden: bool = False,
     never_default: bool = False,
+    ipv4: dict[str, Variant] | None = None,
 ) -> Settings:
-    """A client profile for ``ssid`` with security ``key_mgmt`` (see ``key_mgmt_for``)."""
+    """A client profile for ``ssid`` with security ``key_mgmt`` (see ``key_mgmt_for``);
+    ``ipv4`` replaces DHCP (``static_ipv4``)."""
     wifi: dict[str, Variant] = {
         "ssid": Variant("ay", bytes(ssid)),
         "mode": Variant("s", "infrastructure"),
     }
     if hidden:
         wifi["hidden"] = Variant("b", True)
-    ipv4 = {"method": Variant("s", "auto")}
+    ipv4 = dict(ipv4) if ipv4 is not None else {"method": Variant("s", "auto")}
     if never_default:
         ipv4["never-default"] = Variant("b", True)
     settings: Settings = {
@@ -246,6 +254,55 @@ def station_settings(
         }
     settings["802-11-wireless-security"] = security
     return settings
+
+
+def static_ipv4(
+    address: str, prefix: int, gateway: str, dns: Sequence[str] = ()
+) -> dict[str, Variant]:
+    """An ``ipv4`` setting with a fixed address (``method manual``: no DHCP). ``dns`` travels
+    as NM's ``au``: each address a uint32 whose bytes in memory are the address's (network
+    order), which is how NM reads it on every NM version that has ``ipv4.dns``."""
+    section = {
+        "method": Variant("s", "manual"),
+        "address-data": Variant(
+            "aa{sv}", [{"address": Variant("s", address), "prefix": Variant("u", prefix)}]
+        ),
+        "gateway": Variant("s", gateway),
+    }
+    if dns:
+        section["dns"] = Variant("au", [dns_u32(d) for d in dns])
+    return section
+
+
+def dns_u32(address: str) -> int:
+    """An IPv4 address as NM's ``ipv4.dns`` carries it."""
+    value: int = struct.unpack("=I", socket.inet_aton(address))[0]
+    return value
+
+
+def dns_text(value: int) -> str:
+    """The inverse of ``dns_u32``."""
+    return socket.inet_ntoa(struct.pack("=I", value))
+
+
+WIRED_ID = f"{ID_PREFIX}wired"
+
+
+def wired_settings(
+    *,
+    owner: str,
+    uuid: str,
+    interface: str | None,
+    ipv4: dict[str, Variant] | None = None,
+) -> Settings:
+    """An Ethernet profile: DHCP, or ``ipv4`` (``static_ipv4``)."""
+    return {
+        "connection": _connection(WIRED_ID, uuid, interface, "802-3-ethernet"),
+        "802-3-ethernet": {},
+        "ipv4": dict(ipv4) if ipv4 is not None else {"method": Variant("s", "auto")},
+        "ipv6": {"method": Variant("s", "auto")},
+        "user": _user(owner),
+    }
 
 
 def ap_settings(
@@ -332,7 +389,7 @@ _REASON_TEXT = {
     37: "NetworkManager went to sleep",
     38: "the connection was removed",
     39: "the connection was taken down on request",
-    40: "the link went away",
+    REASON_CARRIER: "the link went away (no carrier: a cable unplugged?)",
 }
 
 

@@ -12,6 +12,13 @@
   taken for the AP only with ``takeover=True``.
 - NetworkManager leaving the bus, or the interface being removed, ends any wait with an error
   (``ConnectError(OTHER)`` in ``connect``) and, while joined, fires the link-lost callbacks.
+- ``static``: the profile has ``ipv4.method manual`` with the address, gateway and DNS servers
+  (the gateway when none is given); never DHCP for IPv4.
+- Ethernet (``wired_interface``, default: the first one NM manages): ``connect_wired`` checks
+  the carrier (none: NO_CABLE, 721) and activates a ``wifiprov-wired`` ``802-3-ethernet``
+  profile, DHCP or static; NM taking the device down with reason CARRIER (40) is NO_CABLE too.
+  One uplink at a time: joining WiFi takes our wired profile down and the reverse; a working
+  profile supersedes (deletes) our older WiFi and wired ones, as joins do.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dbus_fast import Message
+from dbus_fast import Message, Variant
 from dbus_fast.errors import DBusError
 
 from wifiprov.device.radio.base import (
@@ -35,7 +42,9 @@ from wifiprov.device.radio.base import (
     Radio,
     RadioStatus,
     ScanEntry,
+    StaticIp,
     StationInfo,
+    check_static,
 )
 from wifiprov.device.radio.dnsmasq import NM_CONF_DIR, SNIPPET_NAME, shared_snippet
 from wifiprov.linux import nm_settings as nms
@@ -47,6 +56,7 @@ from wifiprov.linux.networkmanager import (
     NetworkManagerStopped,
     NetworkManagerUnavailable,
     NmClient,
+    NmDevice,
     NmError,
     WifiDevice,
     is_nm_owner_change,
@@ -81,7 +91,9 @@ class NmRadio(Radio):
     ``takeover``: allow the AP on an interface whose (foreign) connection carries the default
     route. ``country``: ISO 3166 code (``GB``) set with ``raspi-config`` or ``iw reg set``.
     ``snippet_dir``: NM's ``dnsmasq-shared.d``. ``owner`` marks our profiles. ``bus_address``
-    defaults to the system bus (``$DBUS_SYSTEM_BUS_ADDRESS``)."""
+    defaults to the system bus (``$DBUS_SYSTEM_BUS_ADDRESS``). ``wired_interface``: the
+    Ethernet device (default: the first one NM manages; ``wired_mac`` is known after
+    ``open()``)."""
 
     def __init__(
         self,
@@ -94,6 +106,7 @@ class NmRadio(Radio):
         bus_address: str | None = None,
         scan_timeout: float = 10.0,
         ap_timeout: float = 30.0,
+        wired_interface: str | None = None,
     ) -> None:
         super().__init__()
         if country is not None and not re.fullmatch(r"[A-Za-z]{2}", country):
@@ -115,6 +128,10 @@ class NmRadio(Radio):
         self._ap_profile: _Profile | None = None
         self._station: StationInfo | None = None
         self._station_profile: _Profile | None = None
+        self.wired_interface = wired_interface
+        self._wired_device: NmDevice | None = None
+        self._wired: StationInfo | None = None
+        self._wired_profile: _Profile | None = None
         self._scan_cache: list[ScanEntry] | None = None
         self._scanned: list[nms.AccessPoint] = []  # the last scan as NM gave it (with flags)
         self._busy = 0
@@ -134,6 +151,10 @@ class NmRadio(Radio):
     @property
     def ap_mac(self) -> str:
         return self.station_mac  # one interface: the AP's BSSID is its MAC
+
+    @property
+    def wired_mac(self) -> str | None:
+        return self._wired_device.hw_address if self._wired_device else None
 
     @property
     def ap_and_station(self) -> bool:
@@ -161,6 +182,7 @@ class NmRadio(Radio):
             )
         if self._device is None or self._generation != client.generation:
             self._device = await client.wifi_device(self.interface)
+            self._wired_device = await client.ethernet_device(self.wired_interface)
             self._generation = client.generation
             self._mac = self._device.hw_address
         await client.check_radio()
@@ -322,7 +344,9 @@ class NmRadio(Radio):
         eap: str = "",
         hidden: bool = False,
         timeout: float,
+        static: StaticIp | None = None,
     ) -> StationInfo:
+        check_static(static)
         name = repr(ssid.decode("utf-8", "replace"))
         try:
             client, device = await self._ready()
@@ -331,7 +355,7 @@ class NmRadio(Radio):
         async with self._operation():
             try:
                 return await self._join(
-                    client, device, ssid, password, identity, eap, hidden, timeout
+                    client, device, ssid, password, identity, eap, hidden, timeout, static
                 )
             except TimeoutError:
                 raise ConnectError(
@@ -368,9 +392,12 @@ class NmRadio(Radio):
         eap: str,
         hidden: bool,
         timeout: float,
+        static: StaticIp | None,
     ) -> StationInfo:
         if self._ap_profile is not None:
             await self._stop_ap(client)
+        if self._wired_profile is not None:
+            await self._disconnect_wired(client)  # one uplink: NM would route by the wire
         self._station = None  # the previous profile stays until the new one works
         # NM empties its AP list while serving an AP and has not rescanned yet when we get
         # here after closing it: the last scan's flags then tell the key management.
@@ -397,6 +424,7 @@ class NmRadio(Radio):
             identity=identity,
             eap=eap,
             hidden=hidden,
+            ipv4=_ipv4(static),
         )
         log.info("joining %r (%s) on %s", ssid, key_mgmt or "open", device.interface)
         profile = await self._activate(client, device, settings, timeout)
@@ -409,11 +437,94 @@ class NmRadio(Radio):
             rssi=ap.rssi if ap else 0,
             channel=ap.channel if ap else 0,
         )
-        for path, other in await client.own_connections(self.owner):  # superseded by this one
-            if path != profile[0] and other.get("802-11-wireless", {}).get("mode") != "ap":
-                await client.delete_own(path, self.owner)
+        await self._delete_superseded(client, profile)
         log.info("joined %r as %s", ssid, self._station.ip)
         return self._station
+
+    async def _delete_superseded(self, client: NmClient, profile: _Profile) -> None:
+        """Our uplink profiles (WiFi and wired) other than ``profile``, which works."""
+        for path, other in await client.own_connections(self.owner):
+            if path != profile[0] and other.get("802-11-wireless", {}).get("mode") != "ap":
+                await client.delete_own(path, self.owner)
+
+    # -- Ethernet
+
+    async def connect_wired(
+        self, *, static: StaticIp | None = None, timeout: float = 30.0
+    ) -> StationInfo:
+        check_static(static)
+        try:
+            client, _ = await self._ready()
+        except NmError as exc:
+            raise ConnectError(ConnectFailure.OTHER, str(exc)) from None
+        wired = self._wired_device
+        if wired is None:
+            if self.wired_interface:
+                raise ConnectError(
+                    ConnectFailure.OTHER,
+                    f"NetworkManager has no Ethernet device {self.wired_interface!r}",
+                )
+            return await super().connect_wired(static=static, timeout=timeout)
+        name = wired.interface
+        no_cable = ConnectError(ConnectFailure.NO_CABLE, f"no cable in {name} (no carrier)")
+        async with self._operation():
+            try:
+                if not await client.carrier(wired):
+                    raise no_cable
+                return await self._wire(client, wired, static, timeout)
+            except TimeoutError:
+                raise ConnectError(
+                    ConnectFailure.TIMEOUT,
+                    f"NetworkManager did not bring {name} up within {timeout:g} s",
+                ) from None
+            except ActivationFailed as exc:
+                if exc.reason == nms.REASON_CARRIER:
+                    raise no_cable from None
+                raise ConnectError(
+                    _FAILURES[exc.failure],
+                    f"NetworkManager could not bring {name} up: {nms.reason_text(exc.reason)}",
+                ) from None
+            except NetworkManagerStopped:
+                raise ConnectError(
+                    ConnectFailure.OTHER,
+                    f"NetworkManager stopped while bringing {name} up; it may be restarting",
+                ) from None
+            except NmError as exc:
+                raise ConnectError(ConnectFailure.OTHER, f"{exc} ({name})") from None
+            except DBusError as exc:
+                if "carrier" in exc.text:  # "... not available ... because device has no carrier"
+                    raise no_cable from None
+                raise ConnectError(
+                    ConnectFailure.OTHER,
+                    f"NetworkManager refused the profile for {name}: {exc.text}",
+                ) from None
+
+    async def _wire(
+        self, client: NmClient, wired: NmDevice, static: StaticIp | None, timeout: float
+    ) -> StationInfo:
+        if self._station_profile is not None:
+            await self._disconnect(client)  # one uplink at a time
+        self._wired = None
+        uuid = nms.new_uuid()
+        self._created.add(uuid)
+        settings = nms.wired_settings(
+            owner=self.owner, uuid=uuid, interface=wired.interface, ipv4=_ipv4(static)
+        )
+        log.info("bringing %s up (%s)", wired.interface, "static" if static else "DHCP")
+        profile = await self._activate(client, wired, settings, timeout)
+        self._wired_profile = profile
+        self._wired = StationInfo(
+            ssid=b"", bssid="", ip=await client.ip4_address(wired), rssi=0, channel=0
+        )
+        await self._delete_superseded(client, profile)
+        log.info("wired on %s as %s", wired.interface, self._wired.ip)
+        return self._wired
+
+    async def _disconnect_wired(self, client: NmClient) -> None:
+        profile, self._wired_profile, self._wired = self._wired_profile, None, None
+        if profile is not None and client.running:
+            _, uuid, active = profile
+            await _deactivate_if_ours(client, active, uuid)  # the profile stays: it works
 
     async def _activate(
         self, client: NmClient, device: WifiDevice, settings: nms.Settings, timeout: float
@@ -444,12 +555,13 @@ class NmRadio(Radio):
             await client.delete_own(path, self.owner, uuid)
 
     async def disconnect(self) -> None:
-        if self._station_profile is None:
-            self._station = None
+        if self._station_profile is None and self._wired_profile is None:
+            self._station = self._wired = None
             return
         client, _ = await self._ready()
         async with self._operation():
             await self._disconnect(client)
+            await self._disconnect_wired(client)
 
     async def _disconnect(self, client: NmClient) -> None:
         profile, self._station_profile, self._station = self._station_profile, None, None
@@ -459,7 +571,8 @@ class NmRadio(Radio):
 
     async def status(self) -> RadioStatus:
         clients = await ap_clients(self._device.interface) if self._ap and self._device else 0
-        return RadioStatus(ap=self._ap, station=self._station, ap_clients=clients)
+        station = self._station or self._wired
+        return RadioStatus(ap=self._ap, station=station, ap_clients=clients)
 
     async def close(self) -> None:
         if self._closed:
@@ -469,6 +582,7 @@ class NmRadio(Radio):
                 async with self._operation():
                     await self._stop_ap(self._client)
                     await self._disconnect(self._client)
+                    await self._disconnect_wired(self._client)
         except (NmError, DBusError) as exc:
             log.warning("closing the radio: %s", exc)
         finally:
@@ -481,8 +595,22 @@ class NmRadio(Radio):
     # -- signals
 
     def _on_signal(self, msg: Message) -> None:
-        device = self._device
+        device, wired = self._device, self._wired_device
         if self._busy or device is None:
+            return
+        if wired is not None and msg.path == wired.path:
+            if (
+                self._wired is not None
+                and msg.interface == I_DEVICE
+                and msg.member == "StateChanged"
+            ):
+                new, _, reason = (int(x) for x in msg.body)
+                if new in _DOWN_STATES:
+                    why = "the cable was unplugged" if reason == nms.REASON_CARRIER else ""
+                    words = f"{wired.interface} went down: {why or nms.reason_text(reason)}"
+                    log.warning("link lost: %s", words)
+                    self._wired = self._wired_profile = None
+                    self._link_lost(words)
             return
         if is_nm_owner_change(msg) and not msg.body[2]:
             self._lost("NetworkManager stopped")
@@ -503,6 +631,13 @@ class NmRadio(Radio):
             log.warning("link lost: %s", reason)
             self._station = self._station_profile = None
             self._link_lost(reason)
+
+
+def _ipv4(static: StaticIp | None) -> dict[str, Variant] | None:
+    """The ``ipv4`` setting for ``static`` (None: DHCP)."""
+    if static is None:
+        return None
+    return nms.static_ipv4(static.ip, static.prefix, static.gw, static.dns_servers)
 
 
 async def _deactivate_if_ours(client: NmClient, active: str, uuid: str) -> None:
