@@ -253,7 +253,8 @@ async def test_save_keeps_the_config_before_the_first_login(rig: Rig) -> None:
         reply = await portal.get("/config?" + config_query("Z" * 32, save="1"))
         assert reply.content == b'{"status":"ok","msg":"Configuration saved"}'
     stored = rig.store.load().config
-    assert stored.token == "Z" * 32 and stored.networks[0].ssid == HOME.encode()
+    assert not stored.is_configured and stored.candidate is not None  # saved, not yet working
+    assert stored.candidate.token == "Z" * 32 and stored.candidate.networks[0].ssid == HOME.encode()
 
 
 async def test_reboot_restarts_the_agent_from_its_store(rig: Rig) -> None:

@@ -167,6 +167,7 @@ networks = st.builds(
     identity=texts,
     eap=texts,
     hidden=st.booleans(),
+    wired=st.booleans(),
 )
 ports = st.none() | st.integers(1, 65535)
 settings_only = st.builds(
@@ -214,7 +215,14 @@ def test_file_format() -> None:
         "format": "wifiprov-device-config",
         "version": 1,
         "networks": [
-            {"ssid": "486f6d65", "password": PASSWORD, "identity": "", "eap": "", "hidden": False}
+            {
+                "ssid": "486f6d65",
+                "password": PASSWORD,
+                "identity": "",
+                "eap": "",
+                "hidden": False,
+                "wired": False,
+            }
         ],
         "token": TOKEN,
         "host": "cloud.example",
@@ -245,6 +253,7 @@ def test_a_candidate_is_kept_beside_the_working_config_and_never_taken_for_it() 
 def test_a_file_written_before_candidates_existed_loads() -> None:
     doc = json.loads(encode(CONFIG_A))
     del doc["candidate"]
+    del doc["networks"][0]["wired"]
     assert decode(json.dumps(doc).encode()) == CONFIG_A
     doc["candidate"] = {"token": 5}
     with pytest.raises(ConfigError):
@@ -288,7 +297,8 @@ def test_repr_masks_secrets() -> None:
     network = Network(b"Home", PASSWORD)
     assert repr(network) == str(network)
     assert repr(network) == (
-        "Network(ssid=b'Home', password=<hidden>, identity='', eap='', hidden=False)"
+        "Network(ssid=b'Home', password=<hidden>, identity='', eap='', hidden=False, "
+        "wired=False)"
     )
     assert "token=''" in repr(StoredConfig.empty())
     assert "token=<set>" in repr(StoredConfig(token="abcd"))  # too short to show any of it
@@ -517,3 +527,27 @@ def test_sigkill_during_saves_leaves_a_or_b(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert CONFIG_A in seen and CONFIG_B in seen
     assert killed_mid_save > 0  # some kills did land between creating the temp file and renaming it
+
+
+def test_check_writable_names_what_stops_a_save(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "config.json")
+    assert store.check_writable() is None
+    assert os.listdir(tmp_path) == []  # the probe leaves nothing behind
+    store.save(CONFIG_A)
+    assert store.check_writable() is None and store.load() == LoadResult(CONFIG_A)
+    in_the_way = ConfigStore(tmp_path / "dir")
+    (tmp_path / "dir").mkdir()
+    assert in_the_way.check_writable() == f"{tmp_path / 'dir'} is a directory"
+    missing = ConfigStore(tmp_path / "nowhere" / "config.json")
+    assert "cannot write there (No such file or directory)" in (missing.check_writable() or "")
+
+
+def test_check_writable_on_a_read_only_file_system() -> None:
+    store, fs = fake_store(CONFIG_A)
+
+    def refuse(path: Path) -> int:
+        raise OSError(30, "Read-only file system")
+
+    fs.create = refuse  # type: ignore[method-assign]
+    assert "cannot write there (Read-only file system)" in (store.check_writable() or "")
+    assert store.load() == LoadResult(CONFIG_A)

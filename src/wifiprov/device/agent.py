@@ -26,6 +26,7 @@ from wifiprov.device.link import CloudLink, LinkCallbacks, LinkError, LinkSettin
 from wifiprov.device.machine import Machine, State
 from wifiprov.device.panel import Panel
 from wifiprov.device.portal import HTML, Portal, Reply
+from wifiprov.device.radio import base as radio_base
 from wifiprov.device.radio.base import ConnectError, Radio
 from wifiprov.device.setup_page import setup_page
 from wifiprov.device.store import ConfigStore, Flags, Network, StaticIp, StoredConfig
@@ -36,6 +37,7 @@ from wifiprov.wire.errors import explain
 log = logging.getLogger("wifiprov.device")
 
 AP_REOPEN_DELAY = 2.0  # seconds after the AP went down on its own before reopening it
+CLIENT_POLL = 2.0  # seconds between looks at the AP's station list while CONFIGURING
 
 
 @dataclass
@@ -46,7 +48,7 @@ class AgentConfig:
     firmware_version: str = "0.1.0"
     firmware_type: str = ""  # default: the template id
     board: str = "Linux"
-    host: str = "blynk.cloud"  # used when /config leaves host empty
+    host: str = ""  # used when /config leaves host empty; "": /config must name it
     port: int = 80
     port_ssl: int | None = 443
     ca_file: str | None = None
@@ -107,9 +109,11 @@ class Agent:
         self._cloud_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._restart = False
+        self._supervised: dict[str, asyncio.Task[None]] = {}
         self.failure: Exception | None = None  # why the agent stopped on its own, if it did
         self._working = StoredConfig()
         self._reopen_task: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
+        self.store_problem: str | None = None  # why the store cannot be written, if it cannot
         self.ready = asyncio.Event()  # set once the first state after boot is entered
         self._state_changed = asyncio.Event()  # set (and replaced) at every state change
 
@@ -140,9 +144,11 @@ class Agent:
         try:
             while True:
                 self._restart = False
-                effects = asyncio.create_task(self._run_effects())
+                effects = self._supervise("effects", self._run_effects)
+                watcher = self._supervise("client watcher", self._watch_clients)
                 self._boot()
                 await self._stopped.wait()
+                watcher.cancel()
                 await self._shutdown(effects)
                 if not self._restart:
                     break
@@ -165,21 +171,47 @@ class Agent:
         self._restart = True
         self._stopped.set()
 
+    def _supervise(self, name: str, run: Callable[[], Any]) -> asyncio.Task[None]:
+        """Run a task that must not end on its own: if it dies, log why and start it again."""
+        task: asyncio.Task[None] = asyncio.create_task(run())
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if finished.cancelled() or self._stopped.is_set():
+                return
+            exc = finished.exception()
+            log.error("the %s task died (%s): restarting it", name, exc or "it returned")
+            self._supervised[name] = self._supervise(name, run)
+
+        task.add_done_callback(done)
+        self._supervised[name] = task
+        return task
+
     def _boot(self) -> None:
         loaded = self.store.load()
+        self.store_problem = self.store.check_writable()
+        if self.store_problem:
+            log.error(
+                "the configuration store is unusable (%s): /config is refused until that is "
+                "fixed (check the --store path, its directory and the file system)",
+                self.store_problem,
+            )
         if loaded.problem:
             log.warning("stored configuration unusable, starting unconfigured: %s", loaded.problem)
         stored = loaded.config
         self.last_error = stored.last_error
         configured = stored.is_configured
+        candidate = stored.candidate
         self.machine.stored = stored if configured else None
         self._working = stored if configured else StoredConfig()  # last config that logged in
         log.info(
-            "boot: %s; device name '%s'",
+            "boot: %s%s; device name '%s'",
             "configured" if configured else "not configured",
+            "; trying first the saved configuration that has not logged in yet"
+            if candidate is not None
+            else "",
             self.ap_name,
         )
-        self.dispatch(sm.Boot(configured=configured))
+        self.dispatch(sm.Boot(configured=configured, candidate=candidate))
 
     async def _shutdown(self, effects: asyncio.Task[None]) -> None:
         for handle in self._timers.values():
@@ -233,6 +265,21 @@ class Agent:
             except Exception:
                 log.exception("carrying out %s failed", type(action).__name__)
 
+    async def _watch_clients(self) -> None:
+        """While a provisioner is talking to us (CONFIGURING), notice when the last station
+        leaves the AP (Edgent: ``WiFi.softAPgetStationNum() == 0``)."""
+        seen = 0
+        while True:
+            await asyncio.sleep(CLIENT_POLL)
+            if self.machine.state is not State.CONFIGURING:
+                seen = 0
+                continue
+            clients = (await self.radio.status()).ap_clients
+            if seen and not clients and self.machine.state is State.CONFIGURING:
+                log.info("the last station left the access point")
+                self.dispatch(sm.ClientsLeft())
+            seen = clients
+
     async def _perform(self, action: sm.Action) -> None:
         if isinstance(action, sm.StartAp):
             await self._start_ap()
@@ -241,16 +288,34 @@ class Agent:
             await self.radio.stop_ap()
             log.info("access point closed")
         elif isinstance(action, sm.ConnectNet):
-            self._net_task = asyncio.create_task(self._join(action.config))
+            attempt = action.attempt
+            self._net_task = self._attempt_task(
+                "join",
+                self._join(action.config, attempt),
+                lambda: sm.NetFailed(E.NETWORK_OTHER, attempt),
+            )
         elif isinstance(action, sm.ConnectCloud):
-            self._cloud_task = asyncio.create_task(self._cloud(action.config))
+            attempt = action.attempt
+            self._cloud_task = self._attempt_task(
+                "cloud",
+                self._cloud(action.config, attempt),
+                lambda: (
+                    sm.CloudLost(attempt)
+                    if self.machine.state is State.RUNNING
+                    else sm.CloudFailed(E.CLOUD_OTHER, attempt)
+                ),
+            )
         elif isinstance(action, sm.Disconnect):
             await self._disconnect()
         elif isinstance(action, sm.Commit):
             # Not the store: with save=1 it already holds the new config, not the working one.
             networks = saved_networks(action.config.networks, self._working)
             committed = replace(
-                action.config, networks=networks, last_error=0, flags=Flags(valid=True)
+                action.config,
+                networks=networks,
+                last_error=0,
+                flags=Flags(valid=True),
+                candidate=None,
             )
             self.store.save(committed)
             self._working = committed
@@ -258,6 +323,11 @@ class Agent:
             if self.machine.stored is action.config:
                 self.machine.stored = committed
             log.info("configuration saved (it logged in to the cloud)")
+        elif isinstance(action, sm.DiscardCandidate):
+            current = self.store.load().config
+            if current.candidate is not None:
+                self.store.save(replace(current, candidate=None))
+            log.info("the saved configuration that never logged in is forgotten")
         elif isinstance(action, sm.RecordError):
             current = self.store.load().config
             if current.last_error != action.code:
@@ -266,6 +336,28 @@ class Agent:
             self.store.erase()
             self._working = StoredConfig()
             log.info("configuration erased")
+
+    def _attempt_task(
+        self, name: str, work: Any, on_death: Callable[[], sm.Event]
+    ) -> asyncio.Task[None]:
+        """A join or a cloud session. If it dies of an unexpected error, log why and tell the
+        machine (as a failure of that attempt), so the device retries instead of hanging."""
+        task: asyncio.Task[None] = asyncio.create_task(work)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if finished.cancelled() or finished.exception() is None:
+                return
+            event = on_death()
+            log.error(
+                "the %s task died (%r): treating it as %s",
+                name,
+                finished.exception(),
+                sm.describe(event),
+            )
+            self.dispatch(event)
+
+        task.add_done_callback(done)
+        return task
 
     def _on_ap_lost(self, reason: str) -> None:
         log.warning("the access point went down (%s): reopening it", reason)
@@ -318,36 +410,43 @@ class Agent:
             self.link = None
         await self.radio.disconnect()
 
-    async def _join(self, config: StoredConfig) -> None:
+    async def _join(self, config: StoredConfig, attempt: int) -> None:
         """Join the first saved network that answers, in priority order (the newest first). A
         failure reports the preferred network's reason: that is the one the user just gave."""
         first_failure: ConnectError | None = None
         # The machine allows net_timeout per network; with one network its timer should win,
         # so the radio gets a second more.
         timeout = self.machine.settings.net_timeout + (1 if len(config.networks) == 1 else 0)
-        for network in config.networks:
-            name = network.ssid.decode("utf-8", "replace")
-            log.info("joining network %r", name)
+        for index, network in enumerate(config.networks):
+            # The static address belongs to the network it came with (the first); networks kept
+            # from an earlier configuration use DHCP.
+            static = radio_static(config.static_ip) if index == 0 else None
+            name = "Ethernet" if network.wired else network.ssid.decode("utf-8", "replace")
+            log.info("joining %r%s", name, f" with address {static.ip}" if static else "")
             try:
-                joined = await self.radio.connect(
-                    network.ssid,
-                    network.password,
-                    identity=network.identity,
-                    eap=network.eap,
-                    hidden=network.hidden,
-                    timeout=timeout,
-                )
+                if network.wired:
+                    joined = await self.radio.connect_wired(static=static, timeout=timeout)
+                else:
+                    joined = await self.radio.connect(
+                        network.ssid,
+                        network.password,
+                        identity=network.identity,
+                        eap=network.eap,
+                        hidden=network.hidden,
+                        timeout=timeout,
+                        static=static,
+                    )
             except ConnectError as exc:
-                log.info("could not join %r: %s", name, explain(int(exc.code)).what)
+                log.info("could not join %r: %s (%s)", name, explain(int(exc.code)).what, exc)
                 first_failure = first_failure or exc
                 continue
             log.info("joined %r with address %s", name, joined.ip)
-            self.dispatch(sm.NetUp())
+            self.dispatch(sm.NetUp(attempt))
             return
         code = first_failure.code if first_failure else E.NETWORK_NOT_FOUND
-        self.dispatch(sm.NetFailed(int(code)))
+        self.dispatch(sm.NetFailed(int(code), attempt))
 
-    async def _cloud(self, config: StoredConfig) -> None:
+    async def _cloud(self, config: StoredConfig, attempt: int) -> None:
         c = self.config
         settings = LinkSettings(
             token=config.token,
@@ -376,11 +475,13 @@ class Agent:
         except LinkError as exc:
             log.info("cloud connection failed: %s", exc)
             self.dispatch(
-                sm.TokenRejected() if exc.code == E.TOKEN_REJECTED else sm.CloudFailed(exc.code)
+                sm.TokenRejected(attempt)
+                if exc.code == E.TOKEN_REJECTED
+                else sm.CloudFailed(exc.code, attempt)
             )
             return
         log.info("logged in to the cloud (%.0f ms)", link.ping_ms or 0)
-        self.dispatch(sm.CloudUp())
+        self.dispatch(sm.CloudUp(attempt))
         for callback in self.on_connected:
             callback()
         reason = await link.run()
@@ -388,7 +489,7 @@ class Agent:
         for callback in self.on_disconnected:
             callback()
         if self.link is link:
-            self.dispatch(sm.CloudLost())
+            self.dispatch(sm.CloudLost(attempt))
 
     def _on_write(self, pin: int, values: list[str]) -> None:
         handler = self._write_handlers.get(pin)
@@ -406,6 +507,9 @@ class Agent:
 
     # --- the portal (Edgent's SoftAP HTTP API) ---
     async def _http(self, method: str, path: str, query: bytes, host: str) -> Reply:
+        """Every method is routed as Edgent's WebServer does (``HTTP_ANY``), except ``HEAD``:
+        the headers a GET would get, with no side effect (the portal sends no body)."""
+        head = method == "HEAD"
         if path in CAPTIVE_PROBES or host not in self._own_names():
             # An OS checking for internet access, or a page of another site: send it to the
             # setup page, which makes phones open their captive-portal sign-in sheet.
@@ -413,7 +517,12 @@ class Agent:
         route = ROUTES.get(path)
         if route is None:
             return Reply(404, b'{"status":"error","msg":"Not found"}')
-        return await route(self, query)
+        if head:
+            if path in ACTIONS:  # a GET would act: say nothing more than its content type
+                return Reply(200, b"")
+            return await route(self, query, head=True)
+        self.dispatch(sm.PortalActivity())
+        return await route(self, query, head=False)
 
     def _own_names(self) -> set[str]:
         names = {"", "192.168.4.1", "blynk.setup", "localhost"}
@@ -421,8 +530,9 @@ class Agent:
             names.add(self.portal_address[0])
         return names
 
-    async def _board_info(self, query: bytes) -> Reply:
-        self.dispatch(sm.BoardInfoRead())
+    async def _board_info(self, query: bytes, head: bool = False) -> Reply:
+        if not head:
+            self.dispatch(sm.BoardInfoRead())
         c = self.config
         info = edgent.BoardInfo(
             board=c.template_name,
@@ -440,47 +550,89 @@ class Agent:
         )
         return Reply(200, edgent.board_info_json(info))
 
-    async def _wifi_scan(self, query: bytes) -> Reply:
-        if self.radio.ap_and_station or not self._scan:
+    async def _wifi_scan(self, query: bytes, head: bool = False) -> Reply:
+        if not head and (self.radio.ap_and_station or not self._scan):
             self._scan = await self.radio.scan()
         return Reply(200, edgent.scan_json(self._scan))
 
-    async def _configure(self, query: bytes) -> Reply:
+    async def _configure(self, query: bytes, head: bool = False) -> Reply:
+        """Take a configuration and try it. Refused (nothing changes) when it is invalid, when
+        the device is not in provisioning mode (409), or when it could not be saved. While a
+        fresh configuration is being tried, a new one replaces it and the attempt restarts.
+        Everything from the checks to the dispatch runs without awaiting: it is atomic."""
         c = self.config
         try:
             parsed = edgent.parse_config_query(
                 query, edgent.ConfigDefaults(host=c.host, port=c.port, port_ssl=c.port_ssl)
             )
             security = next((e.security for e in self._scan if e.ssid == parsed.ssid), None)
-            edgent.check_password(parsed.password, security or ("WPA2-EAP" if parsed.eap else None))
+            if parsed.interface == "wifi":
+                edgent.check_password(
+                    parsed.password, security or ("WPA2-EAP" if parsed.eap else None)
+                )
+            self._check_interface(parsed)
         except edgent.ConfigError as exc:
             log.info("rejected /config: %s", exc)
             return Reply(500, edgent.config_invalid(str(exc)))
-        if parsed.interface != "wifi":
-            return Reply(500, edgent.config_invalid(f"if: '{parsed.interface}' is not available"))
-        if self.machine.state not in (State.WAIT_CONFIG, State.CONFIGURING, State.CONNECTING_NET):
-            return Reply(409, edgent.config_invalid("the device is not in provisioning mode"))
+        if not self.machine.accepts_config():
+            return Reply(
+                409,
+                edgent.config_invalid(
+                    f"the device is not in provisioning mode ({self.machine.state.value}): "
+                    "reset it (hold its button 10 s, or Reconfigure in the console) first"
+                ),
+            )
         pending = stored_config(parsed)
-        if security is None:  # not in the last scan: a hidden network, joined by probing its name
+        if parsed.interface == "wifi" and security is None:
+            # Not in the last scan: a hidden network, joined by probing its name.
             pending = replace(pending, networks=(replace(pending.networks[0], hidden=True),))
+        problem = self._keep_candidate(pending if parsed.save else None)
+        if problem:
+            log.error("refused /config: %s", problem)
+            return Reply(500, edgent.config_invalid(problem))
         log.info(
-            "configuration received: network %r, token %s, cloud %s",
-            parsed.ssid.decode("utf-8", "replace"),
+            "configuration received: %s, token %s, cloud %s%s",
+            f"network {parsed.ssid.decode('utf-8', 'replace')!r}"
+            if parsed.interface == "wifi"
+            else "Ethernet",
             mask(parsed.token),
             parsed.host,
+            " (saved: retried until it logs in)" if parsed.save else "",
         )
-        if parsed.save:  # Edgent's save=1: keep it now, not only after the first login
-            self.store.save(replace(pending, flags=Flags(valid=True)))
-            self.machine.stored = pending
-            self.machine.ctx.configured = True
-        self.dispatch(sm.ConfigReceived(pending))
+        self.dispatch(sm.ConfigReceived(pending, save=parsed.save))
         return Reply(200, edgent.config_ok(parsed.save))
 
-    async def _reset(self, query: bytes) -> Reply:
+    def _check_interface(self, parsed: edgent.DeviceConfig) -> None:
+        if parsed.interface == "eth" and self.radio.wired_mac is None:
+            raise edgent.ConfigError("if", "this device has no Ethernet interface")
+        if parsed.interface not in ("wifi", "eth"):
+            raise edgent.ConfigError("if", f"'{parsed.interface}' is not available on this device")
+        if parsed.static_ip:
+            static = radio_base.StaticIp.from_config(parsed)
+            why = static.problem() if static is not None else None
+            if why:
+                raise edgent.ConfigError("ip", why)
+
+    def _keep_candidate(self, candidate: StoredConfig | None) -> str | None:
+        """Store ``candidate`` (save=1) beside the working configuration, or forget an earlier
+        one; None when done, else why it could not be (nothing then changed)."""
+        self.store_problem = self.store.check_writable()
+        if self.store_problem:  # it could not keep the configuration once it logs in either
+            return f"the device cannot save a configuration: {self.store_problem}"
+        current = self.store.load().config
+        if candidate is None and current.candidate is None:
+            return None
+        try:
+            self.store.save(replace(current, candidate=candidate))
+        except (OSError, ValueError) as exc:
+            return f"the device cannot save the configuration: {exc}"
+        return None
+
+    async def _reset(self, query: bytes, head: bool = False) -> Reply:
         self.dispatch(sm.ResetConfig("portal /reset"))
         return Reply(200, edgent.CONFIGURATION_RESET)
 
-    async def _reboot(self, query: bytes) -> Reply:
+    async def _reboot(self, query: bytes, head: bool = False) -> Reply:
         """Edgent reboots the board; we restart the agent, or the host only when allowed."""
         if self.config.allow_host_reboot:
             return Reply(200, b"", after=self._reboot_host)
@@ -494,11 +646,11 @@ class Agent:
             log.warning("cannot reboot the host (%s): restarting the agent instead", exc)
             self.restart()
 
-    async def _status(self, query: bytes) -> Reply:
+    async def _status(self, query: bytes, head: bool = False) -> Reply:
         """Extension: the live state. ``?state=S&wait=N`` long-polls: it answers as soon as the
         state is no longer S (or after N seconds, at most 30)."""
         params = parse_qs(query.decode("ascii", "replace"))
-        seen = params.get("state", [""])[0]
+        seen = "" if head else params.get("state", [""])[0]
         try:
             wait = min(30.0, max(0.0, float(params.get("wait", ["0"])[0])))
         except ValueError:
@@ -516,10 +668,11 @@ class Agent:
             "todo": what.todo if self.last_error else "",
             "attempt": self.machine.ctx.attempt,
             "ap_sta": self.radio.ap_and_station,
+            "store_problem": self.store_problem or "",
         }
         return Reply(200, json.dumps(body).encode())
 
-    async def _setup(self, query: bytes) -> Reply:
+    async def _setup(self, query: bytes, head: bool = False) -> Reply:
         page = setup_page(self.ap_name, self._scan, query, self.config.host, self.config.port)
         return Reply(200, page, content_type=HTML)
 
@@ -541,7 +694,7 @@ CAPTIVE_PROBES = frozenset(
     }
 )
 
-ROUTES: dict[str, Callable[[Agent, bytes], Any]] = {
+ROUTES: dict[str, Callable[..., Any]] = {
     "/board_info.json": Agent._board_info,
     "/wifi_scan.json": Agent._wifi_scan,
     "/config": Agent._configure,
@@ -551,6 +704,9 @@ ROUTES: dict[str, Callable[[Agent, bytes], Any]] = {
     "/": Agent._setup,
 }
 
+
+# Routes whose GET acts (a HEAD on them does nothing).
+ACTIONS = frozenset({"/config", "/reset", "/reboot"})
 
 MAX_NETWORKS = 5  # saved networks the device fails over between
 
@@ -564,6 +720,14 @@ def saved_networks(new: tuple[Network, ...], previous: StoredConfig) -> tuple[Ne
         ssids = {n.ssid for n in new}
         kept += [n for n in previous.networks if n.ssid not in ssids]
     return tuple(kept[:MAX_NETWORKS])
+
+
+def radio_static(static: StaticIp | None) -> radio_base.StaticIp | None:
+    if static is None:
+        return None
+    return radio_base.StaticIp(
+        static.ip, static.mask, static.gw, static.dns or None, static.dns2 or None
+    )
 
 
 def stored_config(parsed: edgent.DeviceConfig) -> StoredConfig:
@@ -583,6 +747,7 @@ def stored_config(parsed: edgent.DeviceConfig) -> StoredConfig:
                 password=parsed.password,
                 identity=parsed.identity or "",
                 eap=parsed.eap or "",
+                wired=parsed.interface == "eth",
             ),
         ),
         token=parsed.token,

@@ -2,8 +2,12 @@
 
 It knows HTTP, not provisioning: each request is handed to
 ``handler(method, path, query, host)`` (``host``: the Host header, lower case, without the port),
-which returns a ``Reply``. Connections may be kept alive; a request larger than the limit is
-answered 431/414 and the connection closed. One misbehaving client never blocks another.
+which returns a ``Reply``. A form body (``application/x-www-form-urlencoded``, as a POST from a
+web page sends) is appended to the query, as Edgent's WebServer merges POST arguments into its
+arguments; other bodies are read and dropped. A ``HEAD`` gets the reply's headers and no body.
+Connections may be kept alive; a request larger than the limit is answered 431/414 (a body
+larger than ``MAX_BODY``: 413) and the connection closed. One misbehaving client never blocks
+another, and any request gets an HTTP answer.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import h11
 log = logging.getLogger("wifiprov.device.portal")
 
 MAX_REQUEST = 8192  # bytes of request line + headers; bigger requests are refused
+MAX_BODY = 8192  # bytes of body; a /config form is far smaller
+FORM = b"application/x-www-form-urlencoded"
 IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may sit idle
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -76,14 +82,14 @@ class Portal:
             while True:
                 event = await self._next_event(conn, reader)
                 if isinstance(event, h11.Request):
-                    reply = await self._dispatch(event)
-                    # Drain the body (we take none) so the connection can be reused.
-                    rest: object = event
-                    while not isinstance(rest, (h11.EndOfMessage, h11.ConnectionClosed)):
-                        rest = await self._next_event(conn, reader)
-                        if rest is None:
-                            break
-                    writer.write(self._encode(conn, reply))
+                    body, too_big = await self._read_body(conn, reader)
+                    if too_big:
+                        reply = Reply(413, b'{"status":"error","msg":"Request body too large"}')
+                        writer.write(self._encode(conn, reply, close=True))
+                        await writer.drain()
+                        break
+                    reply = await self._dispatch(event, body)
+                    writer.write(self._encode(conn, reply, head=event.method == b"HEAD"))
                     await writer.drain()
                     if reply.after is not None:
                         reply.after()
@@ -117,9 +123,27 @@ class Portal:
                 return None
             return event
 
-    async def _dispatch(self, request: h11.Request) -> Reply:
+    async def _read_body(
+        self, conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> tuple[bytes, bool]:
+        """The request's body (all of it read, so the connection can be reused), and whether
+        it was larger than ``MAX_BODY`` (then only the start is kept)."""
+        body = bytearray()
+        while True:
+            event = await self._next_event(conn, reader)
+            if event is None or isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return bytes(body), False
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    return b"", True
+
+    async def _dispatch(self, request: h11.Request, body: bytes = b"") -> Reply:
         target = request.target
         path, _, query = target.partition(b"?")
+        content_type = next((v for k, v in request.headers if k == b"content-type"), b"")
+        if body and content_type.split(b";")[0].strip().lower() == FORM:
+            query = b"&".join(part for part in (query, body.strip()) if part)
         method = request.method.decode("ascii", "replace")
         host = next((v for k, v in request.headers if k == b"host"), b"")
         host_name = host.decode("ascii", "replace").lower().rsplit(":", 1)[0].strip("[]")
@@ -130,7 +154,9 @@ class Portal:
             return Reply(500, b'{"status":"error","msg":"Internal error"}')
 
     @staticmethod
-    def _encode(conn: h11.Connection, reply: Reply, close: bool = False) -> bytes:
+    def _encode(
+        conn: h11.Connection, reply: Reply, close: bool = False, head: bool = False
+    ) -> bytes:
         headers = [
             ("Content-Type", reply.content_type),
             ("Content-Length", str(len(reply.body))),
@@ -140,6 +166,7 @@ class Portal:
         if close:
             headers.append(("Connection", "close"))
         data = conn.send(h11.Response(status_code=reply.status, headers=headers)) or b""
-        data += conn.send(h11.Data(data=reply.body)) or b""
+        if reply.body and not head:
+            data += conn.send(h11.Data(data=reply.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         return data

@@ -55,12 +55,13 @@ class Network:
     identity: str = ""  # EAP user name
     eap: str = ""  # EAP method, "" for a PSK or open network
     hidden: bool = False
+    wired: bool = False  # Ethernet (Edgent's if=eth): no SSID, no password
 
     def __repr__(self) -> str:
         password = "<hidden>" if self.password else "''"
         return (
             f"Network(ssid={self.ssid!r}, password={password}, identity={self.identity!r}, "
-            f"eap={self.eap!r}, hidden={self.hidden!r})"
+            f"eap={self.eap!r}, hidden={self.hidden!r}, wired={self.wired!r})"
         )
 
 
@@ -232,6 +233,7 @@ def _network(obj: object) -> Network:
         identity=_field(obj, "identity", str),
         eap=_field(obj, "eap", str),
         hidden=_field(obj, "hidden", bool),
+        wired=_field(obj, "wired", bool) if "wired" in obj else False,  # absent before Ethernet
     )
 
 
@@ -346,6 +348,19 @@ class ConfigStore:
             self._remove(self.temp_path)
             raise
         fs.fsync_dir(self.path.parent)
+
+    def check_writable(self) -> str | None:
+        """Why a save would fail now (a directory in the file's place, a read-only or missing
+        directory, no permission), or None. It creates and removes the temp file, and leaves the
+        stored configuration as it was."""
+        if self.path.is_dir():
+            return f"{self.path} is a directory"
+        try:
+            self._fs.close(self._fs.create(self.temp_path))
+            self._fs.remove(self.temp_path)
+        except OSError as exc:
+            return f"{self.path.parent}: cannot write there ({exc.strerror or type(exc).__name__})"
+        return None
 
     def erase(self) -> None:
         """Remove the stored config (and any temp file); it then loads as empty."""
