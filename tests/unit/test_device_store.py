@@ -297,8 +297,7 @@ def test_repr_masks_secrets() -> None:
     network = Network(b"Home", PASSWORD)
     assert repr(network) == str(network)
     assert repr(network) == (
-        "Network(ssid=b'Home', password=<hidden>, identity='', eap='', hidden=False, "
-        "wired=False)"
+        "Network(ssid=b'Home', password=<hidden>, identity='', eap='', hidden=False, wired=False)"
     )
     assert "token=''" in repr(StoredConfig.empty())
     assert "token=<set>" in repr(StoredConfig(token="abcd"))  # too short to show any of it
