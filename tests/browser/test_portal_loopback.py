@@ -134,7 +134,7 @@ async def test_fields_are_checked_before_sending_and_the_device_refusal_is_shown
 
 SCRIPT = "<script>window.pwned=1</script>"
 TAG = '"><img src=x onerror=pwned=2>'
-QUOTES = "it's \"q\" & <b>bold</b>"
+QUOTES = 'it\'s "q" & <b>bold</b>'
 LATIN1 = b"caf\xe9 \xff\xfe"  # not UTF-8: shown with replacement characters, sent as hex
 
 
@@ -273,3 +273,92 @@ async def test_scan_again_lists_a_network_that_appeared_since(lab: Lab) -> None:
         names = [n["name"] for n in await tab.networks()]
         assert names[0] == "Late Arrival", names  # the strongest, first
         assert await tab.page.input_value("#blynk") == token_of(link)  # the link's values stay
+
+
+async def test_without_a_configured_host_the_page_asks_for_one(lab: Lab) -> None:
+    device = await lab.device()  # no --host: the agent has no cloud server of its own
+    link = await lab.setup_link()
+    async with lab.browser(device) as tab:
+        await tab.open("http://192.168.4.1/")  # the page alone, without the setup link
+        assert await tab.visible("#host")  # the cloud server section is open
+        assert "no cloud server configured" in (await tab.page.text_content("#host-hint") or "")
+        assert await tab.page.get_attribute("#host", "placeholder") == ""  # not blynk.cloud
+        await tab.choose(HOME)
+        await tab.fill(blynk=token_of(link), **{"pass": HOME_PASSWORD})
+        await tab.submit()
+        assert "Enter the cloud server's host name" in await tab.message("host")
+        assert "correct the fields" in await tab.status()
+        await tab.screenshot(lab.shots / "host-required.png")
+        assert tab.config_requests() == []
+
+        # A page that sent no host anyway (an old page, a script): the device refuses, in words.
+        await tab.page.evaluate("() => { document.getElementById('host').required = false }")
+        await tab.submit()
+        await tab.page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('refused')"
+        )
+        assert "no cloud server configured" in await tab.status()
+        assert "This device has no cloud server configured" in await tab.message("host")
+
+        await tab.open(link)  # the setup link carries the host: the field is filled in
+        assert await tab.page.input_value("#host") == "127.0.0.1"
+        await provision(tab, HOME, HOME_PASSWORD)
+        result = await tab.result(timeout=90)
+        assert result.outcome == "done", (result, device.log_text())
+    assert device.stored().host == "127.0.0.1"
+
+
+async def test_with_a_configured_host_the_page_offers_it(lab: Lab) -> None:
+    device = await lab.device("lamp-h", "--host", "cloud.example.com")
+    async with lab.browser(device) as tab:
+        await tab.open("http://192.168.4.1/")
+        assert not await tab.visible("#host")  # folded away, as before
+        assert await tab.page.get_attribute("#host", "placeholder") == "cloud.example.com"
+        assert not await tab.page.eval_on_selector("#host", "h => h.required")
+
+
+async def test_a_rejected_token_says_what_to_do_from_the_phone(lab: Lab) -> None:
+    device = await lab.device()
+    async with lab.browser(device) as tab:
+        await tab.open(await lab.setup_link())
+        await tab.fill(blynk="A" * 32)  # a token the cloud does not know
+        await provision(tab, HOME, HOME_PASSWORD)
+        failed = await tab.result(timeout=90)
+        await tab.screenshot(lab.shots / "token-rejected.png")
+        assert failed.outcome == "failed", (failed, device.log_text())
+        assert explain(703).what in failed.status and "(error 703)" in failed.status
+        assert "provision again" not in failed.status  # no way to do that from a phone
+        assert "Get a new setup link" in failed.status and "paste its token" in failed.status
+        assert device.ap in failed.status  # "connected to <its network> again"
+        assert await tab.page.evaluate("() => document.activeElement.id") == "blynk"
+
+        await tab.open("http://192.168.4.1/")  # reopened later: the same advice up front
+        await tab.page.wait_for_selector("#last", state="visible")
+        last = await tab.page.text_content("#last") or ""
+        assert "Get a new setup link" in last and "provision again" not in last
+
+
+async def test_the_correct_the_fields_banner_goes_once_they_are_corrected(lab: Lab) -> None:
+    device = await lab.device()
+    link = await lab.setup_link()
+    async with lab.browser(device) as tab:
+        await tab.open(link)
+        await tab.choose(HOME)
+        await tab.fill(blynk="abc", **{"pass": "short"})
+        await tab.submit()
+        assert "correct the fields" in await tab.status()
+        assert await tab.message("blynk") and await tab.message("pass")
+
+        await tab.fill(blynk=token_of(link))  # one of two corrected: its mark goes, the banner not
+        assert await tab.message("blynk") == "" and await tab.message("pass")
+        assert "correct the fields" in await tab.status()
+
+        await tab.fill(**{"pass": HOME_PASSWORD})  # the last one: the banner goes too
+        assert await tab.message("pass") == ""
+        assert await tab.status() == ""
+        await tab.screenshot(lab.shots / "corrected.png")
+        assert tab.config_requests() == []
+
+        await tab.submit()
+        result = await tab.result(timeout=90)
+        assert result.outcome == "done", (result, device.log_text())

@@ -5,9 +5,10 @@ network list from the last scan (strongest first, with an "other (hidden) networ
 enterprise sign-in (``identity`` and ``eap``, our extension), checks with messages in words before
 anything is sent, and live progress from ``/status.json``: the steps, and on failure the reason and
 the form back. The token, host and ports can arrive in the page's URL (``/?token=…&host=…``), so the
-cloud's setup link fills them in. The page loads nothing from elsewhere (the phone has no internet
-on the device's AP), and everything from the device or the URL is escaped: SSIDs are arbitrary
-bytes, and one that is not UTF-8 is sent back as ``ssid_hex``.
+cloud's setup link fills them in. A device with no configured cloud host requires one on the page
+(and says why) rather than fall back to Edgent's blynk.cloud. The page loads nothing from
+elsewhere (the phone has no internet on the device's AP), and everything from the device or the URL
+is escaped: SSIDs are arbitrary bytes, and one that is not UTF-8 is sent back as ``ssid_hex``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _OPEN = {"OPEN", "OWE"}
 _WEP = {"WEP"}
 _PSK = {
     "WPA", "WPA2", "WPA3", "WPA+WPA2", "WPA2+WPA3", "WAPI", "WPA/PSK", "WPA2/PSK", "WPA/WPA2/PSK"
-}
+}  # fmt: skip
 
 
 def security_kind(security: str) -> str:
@@ -83,9 +84,17 @@ def network_options(networks: Iterable[ScanEntry]) -> str:
     return "".join(options)
 
 
+HOST_HINT = "Leave empty for the device's default; the setup link fills these in."
+NO_HOST_HINT = (
+    "This device has no cloud server configured: enter the server's host name. "
+    "The setup link from your account fills it in."
+)
+
+
 def setup_page(
     title: str, networks: Iterable[ScanEntry], query: bytes, host: str, port: int | None
 ) -> bytes:
+    """The page; ``host`` and ``port`` are the device's defaults (``host`` "" when it has none)."""
     params = parse_qs(query.decode("utf-8", "replace"))
 
     def param(name: str, default: str) -> str:
@@ -104,6 +113,9 @@ def setup_page(
         token=html.escape(param("token", "")),
         host=html.escape(param("host", "")),
         host_default=html.escape(host),
+        host_hint=html.escape(HOST_HINT if host else NO_HOST_HINT),
+        host_required="" if host else ' required aria-required="true"',
+        advanced_open="" if host else " open",
         port=html.escape(param("port", "")),
         port_default=html.escape(str(port or "")),
         port_ssl=html.escape(param("port_ssl", "")),
