@@ -30,6 +30,7 @@ Signals are emitted before the method returns, so clients must subscribe before 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import struct
 import subprocess
@@ -193,7 +194,8 @@ def _apply_to_link(address: str, prefix: int, gateway: str) -> None:
         ["addr", "add", f"{address}/{prefix}", "dev", link],
         ["route", "replace", "default", "via", gateway, "dev", link],
     ):
-        subprocess.run(["ip", "-n", ns, *argv], check=True, capture_output=True, timeout=30)
+        ip = shutil.which("ip") or "/usr/sbin/ip"
+        subprocess.run([ip, "-n", ns, *argv], check=True, capture_output=True, timeout=30)
 
 
 def _activate(manager, conn_path, dev_path, _specific):
