@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import wifiprov
 from wifiprov.device.cli import load_settings
 from wifiprov.device.service import unreachable
 
@@ -76,16 +81,46 @@ def test_install_without_a_template_explains_and_writes_nothing(tmp_path: Path) 
     assert not (tmp_path / "etc").exists()
 
 
+OTHER_USER = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]  # nobody
+
+
+@pytest.fixture(scope="module")
+def as_other_user() -> Iterator[list[str]]:
+    """``python -m wifiprov`` as another user, whatever the checkout's permissions.
+
+    The checkout (and a virtualenv in it) may sit in a folder no other user can enter, so the
+    package's source is copied to a folder everyone can read and run by an interpreter that user
+    may run (the one the virtualenv was made from, else the system's): ``wifiprov device
+    install|uninstall`` needs only the standard library.
+    """
+    base = Path(tempfile.mkdtemp(prefix="wifiprov-other-user-"))
+    try:
+        package = Path(wifiprov.__file__).parent
+        shutil.copytree(package, base / "wifiprov", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [base, *base.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = [*OTHER_USER, "env", "-i", f"PYTHONPATH={base}", "PYTHONDONTWRITEBYTECODE=1"]
+        pythons = [sys._base_executable, os.path.realpath(sys.executable), "/usr/bin/python3"]
+        for python in pythons:
+            probe = [*env, python, "-s", "-c", "import sys, wifiprov.device.service; "
+                     "sys.exit(sys.version_info < (3, 11))"]  # fmt: skip
+            if subprocess.run(probe, capture_output=True, timeout=30, cwd="/").returncode == 0:
+                yield [*env, python, "-s", "-m", "wifiprov"]
+                return
+        pytest.fail(f"another user can run none of {pythons} (Python 3.11+)", pytrace=False)
+    finally:
+        shutil.rmtree(base)
+
+
 @pytest.mark.parametrize("command", ["install", "uninstall"])
-def test_without_root_it_says_sudo(command: str) -> None:
-    argv = [*WIFIPROV, "device", command, "--template-id", "T", "--template-name", "N"]
+def test_without_root_it_says_sudo(command: str, as_other_user: list[str]) -> None:
+    argv = [*as_other_user, "device", command, "--template-id", "T", "--template-name", "N"]
     if command == "uninstall":
-        argv = [*WIFIPROV, "device", "uninstall"]
-    done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 1 and "sudo" in done.stderr
+        argv = [*as_other_user, "device", "uninstall"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"error: {'installing' if command == 'install' else 'removing'} a " \
+        "service needs root: run it with sudo\n"  # fmt: skip
 
 
 def test_uninstall_removes_the_service_and_keeps_the_settings(tmp_path: Path) -> None:
