@@ -37,6 +37,7 @@ from wifiprov.wire.errors import explain
 log = logging.getLogger("wifiprov.device")
 
 AP_REOPEN_DELAY = 2.0  # seconds after the AP went down on its own before reopening it
+SUPERVISOR_DELAY = 1.0  # seconds before a task that died is started again
 CLIENT_POLL = 2.0  # seconds between looks at the AP's station list while CONFIGURING
 
 
@@ -176,11 +177,22 @@ class Agent:
         task: asyncio.Task[None] = asyncio.create_task(run())
 
         def done(finished: asyncio.Task[None]) -> None:
-            if finished.cancelled() or self._stopped.is_set():
+            if finished.cancelled():
                 return
             exc = finished.exception()
-            log.error("the %s task died (%s): restarting it", name, exc or "it returned")
-            self._supervised[name] = self._supervise(name, run)
+            if self._stopped.is_set():
+                return
+            log.error(
+                "the %s task died (%s): restarting it in %.0f s",
+                name,
+                exc or "it returned",
+                SUPERVISOR_DELAY,
+            )
+            asyncio.get_running_loop().call_later(SUPERVISOR_DELAY, restart)
+
+        def restart() -> None:
+            if not self._stopped.is_set():
+                self._supervise(name, run)
 
         task.add_done_callback(done)
         self._supervised[name] = task
@@ -307,6 +319,8 @@ class Agent:
             )
         elif isinstance(action, sm.Disconnect):
             await self._disconnect()
+        elif isinstance(action, sm.DropCloud):
+            await self._drop_cloud()
         elif isinstance(action, sm.Commit):
             # Not the store: with save=1 it already holds the new config, not the working one.
             networks = saved_networks(action.config.networks, self._working)
@@ -401,14 +415,19 @@ class Agent:
         log.info("access point '%s' open; portal on %s:%d", info.ssid, host, port)
 
     async def _disconnect(self) -> None:
-        for task in (self._net_task, self._cloud_task):
-            if task is not None and not task.done():
-                task.cancel()
-        self._net_task = self._cloud_task = None
+        if self._net_task is not None and not self._net_task.done():
+            self._net_task.cancel()
+        self._net_task = None
+        await self._drop_cloud()
+        await self.radio.disconnect()
+
+    async def _drop_cloud(self) -> None:
+        if self._cloud_task is not None and not self._cloud_task.done():
+            self._cloud_task.cancel()
+        self._cloud_task = None
         if self.link is not None:
             await self.link.close()
             self.link = None
-        await self.radio.disconnect()
 
     async def _join(self, config: StoredConfig, attempt: int) -> None:
         """Join the first saved network that answers, in priority order (the newest first). A
@@ -577,7 +596,7 @@ class Agent:
         if not self.machine.accepts_config():
             return Reply(
                 409,
-                edgent.config_invalid(
+                error_body(
                     f"the device is not in provisioning mode ({self.machine.state.value}): "
                     "reset it (hold its button 10 s, or Reconfigure in the console) first"
                 ),
@@ -589,7 +608,7 @@ class Agent:
         problem = self._keep_candidate(pending if parsed.save else None)
         if problem:
             log.error("refused /config: %s", problem)
-            return Reply(500, edgent.config_invalid(problem))
+            return Reply(500, error_body(problem))
         log.info(
             "configuration received: %s, token %s, cloud %s%s",
             f"network {parsed.ssid.decode('utf-8', 'replace')!r}"
@@ -720,6 +739,11 @@ def saved_networks(new: tuple[Network, ...], previous: StoredConfig) -> tuple[Ne
         ssids = {n.ssid for n in new}
         kept += [n for n in previous.networks if n.ssid not in ssids]
     return tuple(kept[:MAX_NETWORKS])
+
+
+def error_body(message: str) -> bytes:
+    """Edgent's error shape, ``{"status":"error","msg":...}``, with our message."""
+    return json.dumps({"status": "error", "msg": message}).encode()
 
 
 def radio_static(static: StaticIp | None) -> radio_base.StaticIp | None:

@@ -184,7 +184,12 @@ class ConnectCloud:
 
 @dataclass(frozen=True)
 class Disconnect:
-    pass
+    """End the attempt: the cloud connection and the network."""
+
+
+@dataclass(frozen=True)
+class DropCloud:
+    """Close the cloud connection only; the network stays joined."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,7 @@ Action = (
     | ConnectNet
     | ConnectCloud
     | Disconnect
+    | DropCloud
     | Commit
     | DiscardCandidate
     | RecordError
@@ -336,10 +342,12 @@ class Machine:
         that never worked is tried again every ``candidate_retry`` seconds until it does; one
         that fails beside a working config is dropped, and the working config resumes."""
         self.ctx.attempt += 1
-        self.emit(CancelTimer(NET_TIMER), CancelTimer(CLOUD_TIMER), Disconnect())
-        if not self.ctx.fresh:
+        self.emit(CancelTimer(NET_TIMER), CancelTimer(CLOUD_TIMER))
+        if not self.ctx.fresh:  # a working config retries the step that failed
+            self.emit(Disconnect() if retry is State.CONNECTING_NET else DropCloud())
             self.ctx.retry = retry
             return State.RETRY_WAIT
+        self.emit(Disconnect())
         if self.ctx.attempt < self.settings.fresh_attempts:
             self.ctx.retry = State.CONNECTING_NET
             return State.RETRY_WAIT
@@ -574,7 +582,7 @@ def _link_lost(m: Machine, ev: LinkLost) -> State:
 
 
 def _cloud_lost(m: Machine, ev: CloudLost) -> State:
-    m.emit(Disconnect())
+    m.emit(DropCloud())
     return State.CONNECTING_CLOUD
 
 
