@@ -6,139 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import RunningCloud
-from tests.integration.support import provisioning_token, template
-from tests.integration.test_device_agent import HOME, PASSWORD, config_query
+from tests.integration.device_bench import DEVICE, PASSWORD, WRONG, Bench
+from tests.integration.test_device_agent import config_query
 from wifiprov.device import agent as agent_module
-from wifiprov.device import machine as sm
-from wifiprov.device.agent import Agent, AgentConfig
 from wifiprov.device.link import CloudLink
 from wifiprov.device.machine import State
-from wifiprov.device.radio.base import StationInfo
-from wifiprov.device.radio.sim import SimRadio
-from wifiprov.device.store import ConfigStore
-from wifiprov.sim.air import Air
-from wifiprov.sim.phone import SimPhone
-
-DEVICE = "device-1"
-WRONG = "not the password"
-
-
-class SlowRadio(SimRadio):
-    """A sim radio whose joins with ``held`` as the password wait until ``release()``:
-    a join scripted to be slow, so a test can act while the agent is in CONNECTING_NET."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.held: str | None = None
-        self.joining = asyncio.Event()
-        self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def connect(self, ssid: bytes, password: str, **kwargs: Any) -> StationInfo:
-        if password == self.held:
-            self.joining.set()
-            await self._gate.wait()
-        return await super().connect(ssid, password, **kwargs)
-
-
-class Bench:
-    """A cloud, the air, and a device agent that can be killed and started again on its store."""
-
-    def __init__(self, cloud: RunningCloud, tmp: Path, template_id: str) -> None:
-        self.cloud, self.tmp, self.template_id = cloud, tmp, template_id
-        self.air = Air(tmp / "air")
-        self.home = self.air.add_network(HOME, PASSWORD, rssi=-40).id
-        self.store = ConfigStore(tmp / "device.json")
-        self.phone = SimPhone(self.air)
-        self.settings = sm.Settings(
-            net_timeout=2,
-            cloud_timeout=2,
-            retry_base=0.05,
-            retry_max=0.2,
-            config_timeout=30,
-            ap_linger=3,
-            candidate_retry=1,
-        )
-        self.agent: Agent | None = None
-        self.radio: SlowRadio | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, **settings: Any) -> Agent:
-        config = AgentConfig(
-            template_id=self.template_id,
-            template_name="Thermostat",
-            vendor="Acme",
-            host="127.0.0.1",
-            port=self.cloud.gateway[1],
-            port_ssl=None,
-            machine=sm.Settings(**{**self.settings.__dict__, **settings}),
-        )
-        self.radio = SlowRadio(self.air, DEVICE, mac="24:6f:28:aa:bb:cc")
-        self.agent = Agent(config, self.radio, self.store)
-        self._task = asyncio.create_task(self.agent.run())
-        return self.agent
-
-    async def stop(self) -> None:
-        if self.agent is not None and self._task is not None:
-            self.agent.stop()
-            await asyncio.wait_for(self._task, 10)
-            assert self.radio is not None
-            await self.radio.close()
-
-    async def state(self, *states: State, timeout: float = 15) -> None:
-        assert self.agent is not None
-        async with asyncio.timeout(timeout):
-            while self.agent.state not in states:
-                await asyncio.sleep(0.01)
-
-    async def portal(self) -> httpx.AsyncClient:
-        assert self.agent is not None
-        url = await self.phone.join(self.agent.ap_name, timeout=10)
-        return httpx.AsyncClient(base_url=url, timeout=10)
-
-    async def claim_status(self, request: dict[str, Any]) -> str:
-        async with self.cloud.client(self.cloud.owner_token) as api:
-            status: str = (await api.get(f"/api/provisioning/{request['id']}")).json()["status"]
-            return status
-
-    async def token(self) -> dict[str, Any]:
-        return await provisioning_token(self.cloud, self.template_id)
-
-
-@pytest.fixture
-async def bench(cloud: RunningCloud, tmp_path: Path) -> AsyncIterator[Bench]:
-    b = Bench(cloud, tmp_path, await template(cloud, name="Thermostat"))
-    try:
-        yield b
-    finally:
-        await b.stop()
-        b.air.close()
-
-
-@pytest.fixture
-async def silent_cloud() -> AsyncIterator[int]:
-    """A cloud address that accepts connections and never answers: logins hang there."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
-
 
 # --- item 1: save=1 ----------------------------------------------------------------------------
 
@@ -171,7 +49,7 @@ async def test_unverified_saved_config_is_retried_with_the_ap_open_until_it_work
     # The router gets the new password: the saved configuration works at its next try.
     bench.air.update_network(bench.home, password="new pass 1")
     await bench.state(State.RUNNING, timeout=20)
-    stored = bench.store.load().config
+    stored = await bench.committed()
     assert stored.is_configured and stored.candidate is None
     assert stored.token == request["token"] and stored.networks[0].password == "new pass 1"
     assert await bench.claim_status(request) == "claimed"
@@ -231,7 +109,7 @@ async def test_second_config_during_a_slow_join_wins_when_it_is_right(bench: Ben
         await portal.get("/config?" + config_query(second["token"]))
         bench.radio.release()
         await bench.state(State.RUNNING)
-    stored = bench.store.load().config
+    stored = await bench.committed()
     assert stored.token == second["token"] and stored.networks[0].password == PASSWORD
     assert agent.last_error == 0 and await bench.claim_status(first) == "pending"
 
@@ -249,7 +127,7 @@ async def test_second_config_while_logging_in_replaces_the_first(
         reply = await portal.get("/config?" + config_query(second["token"]))
         assert reply.status_code == 200
         await bench.state(State.RUNNING)
-    stored = bench.store.load().config
+    stored = await bench.committed()
     assert stored.token == second["token"] and stored.port == bench.cloud.gateway[1]
     assert await bench.claim_status(first) == "pending"
 
@@ -263,7 +141,7 @@ async def test_config_is_refused_once_a_configuration_works(bench: Bench) -> Non
         reply = await portal.get("/config?" + config_query(second["token"]))  # AP lingering
         assert reply.status_code == 409
         assert "not in provisioning mode (RUNNING)" in reply.json()["msg"]
-    assert bench.store.load().config.token == first["token"]
+    assert (await bench.committed()).token == first["token"]
 
 
 # --- item 3: a task that dies -----------------------------------------------------------------
@@ -385,13 +263,12 @@ async def kill(b: Bench) -> None:
     """Power loss: the agent's process ends at once (no clean-up runs) and its AP vanishes."""
     assert b.agent is not None and b._task is not None
     b.agent.dispatch = lambda event: None  # type: ignore[method-assign]  # nothing runs any more
-    for task in [b._task, *b.agent._supervised.values()]:
-        task.cancel()
-    for handle in b.agent._timers.values():
-        handle.cancel()
-    for task in (b.agent._net_task, b.agent._cloud_task):
+    tasks = [b._task, b.agent._net_task, b.agent._cloud_task, *b.agent._supervised.values()]
+    for task in tasks:
         if task is not None:
             task.cancel()
+    for handle in b.agent._timers.values():
+        handle.cancel()
     await asyncio.sleep(0)
     assert b.radio is not None
     await b.radio.close()  # the AP and the station vanish with the power
@@ -467,5 +344,5 @@ async def test_kill_and_restart_in_every_state(bench: Bench, silent_cloud: int) 
     await b.state(State.RETRY_WAIT)
     b.air.set_faults(b.home, not_found=False)
     await b.state(State.RUNNING)
-    stored = b.store.load().config
+    stored = await b.committed()
     assert stored.is_configured and stored.token == tokens[2]["token"]

@@ -435,3 +435,38 @@ def test_never_bricked(ap_sta: bool, boot: str, steps: list[Any]) -> None:
             assert d.m.state in sm.ATTEMPT_STATES, d.m.state
             assert d.m.ctx.ap_up or not ap_sta
             assert {sm.NET_TIMER, sm.CLOUD_TIMER, sm.RETRY_TIMER} & d.timers.keys()
+
+
+# --- the cloud console ---------------------------------------------------------------------
+
+
+def test_a_lost_cloud_connection_keeps_the_network() -> None:
+    d = provisioned()
+    d.send(sm.CloudLost())
+    assert d.m.state is State.CONNECTING_CLOUD
+    assert d.of(sm.DropCloud) and not d.of(sm.Disconnect)
+    d.send(sm.CloudFailed(E.CLOUD_OTHER))  # a working config: retry the login, not the join
+    assert d.m.ctx.retry is State.CONNECTING_CLOUD and not d.of(sm.Disconnect)
+
+
+def test_console_connect_is_taken_while_running_and_falls_back_on_failure() -> None:
+    d = provisioned()
+    d.send(sm.ConfigReceived(CONFIG))  # the portal's: refused while running
+    assert d.m.state is State.RUNNING and not d.of(sm.ConnectNet)
+    d.send(sm.ConfigReceived(CONFIG, remote=True))
+    assert d.m.state is State.CONNECTING_NET and d.of(sm.Disconnect)
+    assert configs(d.of(sm.ConnectNet)) == [CONFIG]
+    d.send(sm.NetFailed(E.AUTH_FAILED))
+    assert d.m.state is State.WAIT_CONFIG and d.m.ctx.ap_up
+    d.advance(Settings().config_timeout + 1)
+    assert d.of(sm.ConnectNet)[-1].config == STORED
+
+
+def test_config_stop_resumes_a_working_config_and_never_closes_an_only_ap() -> None:
+    d = provisioned()
+    d.send(sm.ConfigStart())
+    d.send(sm.ConfigStop())
+    assert d.m.state is State.CONNECTING_NET and d.of(sm.ConnectNet)[-1].config == STORED
+    f = fresh()
+    f.send(sm.ConfigStop())
+    assert f.m.state is State.WAIT_CONFIG and f.m.ctx.ap_up and not f.of(sm.StopAp)

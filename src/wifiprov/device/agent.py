@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import platform
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,8 +22,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wifiprov import __version__
+from wifiprov.device import console
 from wifiprov.device import machine as sm
-from wifiprov.device.link import CloudLink, LinkCallbacks, LinkError, LinkSettings
+from wifiprov.device.identity import load_or_create_uid
+from wifiprov.device.link import CloudLink, LinkCallbacks, LinkError, LinkSettings, edgent_meta
 from wifiprov.device.machine import Machine, State
 from wifiprov.device.panel import Panel
 from wifiprov.device.portal import HTML, Portal, Reply
@@ -97,6 +100,11 @@ class Agent:
             config.template_name,
             naming.chip_code(naming.mac_chip_id(radio.station_mac)),
         )
+        # Edgent's Device UID: random, kept beside the store (an erase keeps it).
+        self.uid = load_or_create_uid(store.path.with_name(store.path.name + ".uid"))
+        self._meta_sent = False  # Edgent sends its meta once per boot, at the first login
+        self._started = clock()
+        self._console_tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
         self.portal_address: tuple[str, int] | None = None
         self.portal_url = "http://192.168.4.1/"
         self.link: CloudLink | None = None
@@ -169,6 +177,7 @@ class Agent:
         self._stopped.set()
 
     def restart(self) -> None:
+        self._meta_sent = False  # a restart stands for a reboot
         self._restart = True
         self._stopped.set()
 
@@ -474,6 +483,7 @@ class Agent:
             port_ssl=config.port_ssl,
             ca_file=c.ca_file,
             heartbeat=c.heartbeat,
+            meta={} if self._meta_sent else edgent_meta(self.uid, self.ap_name),
             info={
                 "mcu": c.firmware_version,
                 "fw-type": c.firmware_type,
@@ -486,7 +496,10 @@ class Agent:
         where = f"{settings.host}:{settings.port_ssl or settings.port}"
         log.info("connecting to the cloud at %s (token %s)", where, mask(config.token))
         link = CloudLink(
-            settings, LinkCallbacks(on_write=self._on_write, on_console=self._on_console)
+            settings,
+            LinkCallbacks(
+                on_write=self._on_write, on_console=lambda line: self._on_console(link, line)
+            ),
         )
         self.link = link
         try:
@@ -499,6 +512,7 @@ class Agent:
                 else sm.CloudFailed(exc.code, attempt)
             )
             return
+        self._meta_sent = True
         log.info("logged in to the cloud (%.0f ms)", link.ping_ms or 0)
         self.dispatch(sm.CloudUp(attempt))
         for callback in self.on_connected:
@@ -515,14 +529,70 @@ class Agent:
         if handler is not None:
             handler(pin, values)
 
-    def _on_console(self, command: str) -> None:
-        log.info("console command from the cloud: %s", command)
-        if command == "config start":
-            self.dispatch(sm.ConfigStart())
-        elif command == "config erase":
-            self.dispatch(sm.ResetConfig("cloud console: config erase"))
-        elif command == "reboot":
+    def _on_console(self, link: CloudLink, line: str) -> None:
+        """A command from the cloud's console (INTERNAL ``dbg``): answered over the link it
+        came on, then carried out (Edgent prints before it acts)."""
+        log.info("console command from the cloud: %s", console.split(line)[:1] or ["(empty)"])
+        task = asyncio.get_running_loop().create_task(self._console(link, line))
+        self._console_tasks.add(task)
+        task.add_done_callback(self._console_tasks.discard)
+
+    async def _console(self, link: CloudLink, line: str) -> None:
+        facts = await self._facts()
+        reply = console.handle(line, facts)
+        if reply.text:
+            link.send_console_reply(reply.text)
+        action = reply.action
+        if isinstance(action, console.Reboot):
             self.restart()
+        elif isinstance(action, console.ConfigStart):
+            self.dispatch(sm.ConfigStart())
+        elif isinstance(action, console.ConfigStop):
+            self.dispatch(sm.ConfigStop())
+        elif isinstance(action, console.ConfigErase):
+            self.dispatch(sm.ResetConfig("cloud console: config erase"))
+        elif isinstance(action, console.Scan):
+            link.send_console_reply(console.format_scan(await self.radio.scan(), facts.ssid))
+        elif isinstance(action, console.Connect):
+            self._console_connect(action)
+
+    def _console_connect(self, action: console.Connect) -> None:
+        """``connect <auth> <ssid> [pass]``: a fresh configuration on the cloud this command
+        came from (kept only once it logs in; on failure the device opens its AP)."""
+        working = self._working
+        pending = StoredConfig(
+            networks=(Network(ssid=action.ssid.encode(), password=action.password),),
+            token=action.token,
+            host=working.host or self.config.host,
+            port=working.port,
+            port_ssl=working.port_ssl,
+        )
+        log.info("console connect: network %r, token %s", action.ssid, mask(action.token))
+        self.dispatch(sm.ConfigReceived(pending, remote=True))
+
+    async def _facts(self) -> console.DeviceFacts:
+        c = self.config
+        station = (await self.radio.status()).station
+        return console.DeviceFacts(
+            name=self.ap_name,
+            template_name=c.template_name,
+            template_id=c.template_id,
+            fw_type=c.firmware_type,
+            fw_version=c.firmware_version,
+            build=f"wifiprov {__version__}",
+            platform=c.board,
+            sdk=f"wifiprov {__version__}, Python {platform.python_version()}",
+            uid=self.uid,
+            station_mac=self.radio.station_mac,
+            ap_mac=self.radio.ap_mac,
+            state=self.machine.state.value,
+            ssid=station.ssid.decode("utf-8", "replace") if station else "",
+            bssid=station.bssid if station else "",
+            rssi=station.rssi if station else 0,
+            ip=station.ip if station else "0.0.0.0",
+            last_error=self.last_error,
+            uptime=self.clock() - self._started,
+        )
 
     # --- the portal (Edgent's SoftAP HTTP API) ---
     async def _http(self, method: str, path: str, query: bytes, host: str) -> Reply:
@@ -563,6 +633,8 @@ class Agent:
             mac=self.radio.station_mac,
             last_error=self.last_error,
             vendor=c.vendor,
+            uid=self.uid,
+            eth_mac=self.radio.wired_mac,
             ap_sta=self.radio.ap_and_station,
             # One radio cannot scan while it serves the AP: the list is the one taken before.
             scan_cached=not self.radio.ap_and_station,
@@ -626,11 +698,7 @@ class Agent:
             raise edgent.ConfigError("if", "this device has no Ethernet interface")
         if parsed.interface not in ("wifi", "eth"):
             raise edgent.ConfigError("if", f"'{parsed.interface}' is not available on this device")
-        if parsed.static_ip:
-            static = radio_base.StaticIp.from_config(parsed)
-            why = static.problem() if static is not None else None
-            if why:
-                raise edgent.ConfigError("ip", why)
+        # A static address that cannot work fails the attempt with 700, as in Edgent.
 
     def _keep_candidate(self, candidate: StoredConfig | None) -> str | None:
         """Store ``candidate`` (save=1) beside the working configuration, or forget an earlier

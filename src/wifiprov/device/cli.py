@@ -42,6 +42,8 @@ KEYS = (
     "allow_host_reboot",
     "ap_and_station",
     "interface",
+    "wired",
+    "wired_interface",
     "takeover",
     "country",
     "dnsmasq_dir",
@@ -108,6 +110,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mac", help="sim: the station MAC (it names the AP)")
     p.add_argument("--portal", help="sim: portal HOST:PORT (default: any free port)")
     p.add_argument("--interface", help="nm: the WiFi interface (default: the first one NM manages)")
+    p.add_argument(
+        "--wired-interface",
+        help="nm: the Ethernet interface for if=eth (default: the first one NM manages)",
+    )
+    p.add_argument(
+        "--wired",
+        action="store_true",
+        default=None,
+        help="sim: the device also has an Ethernet port (cable plugged in)",
+    )
     p.add_argument(
         "--takeover",
         action="store_true",
@@ -250,6 +262,7 @@ async def _run(values: dict[str, Any]) -> None:
             "device_id": values["device_id"],
             "mac": values.get("mac"),
             "ap_and_station": values["ap_and_station"],
+            "wired": bool(values.get("wired")),
         }
         if values.get("portal"):
             host, _, port = str(values["portal"]).rpartition(":")
@@ -257,6 +270,7 @@ async def _run(values: dict[str, Any]) -> None:
     elif values["radio"] == "nm":
         options = {
             "interface": values.get("interface"),
+            "wired_interface": values.get("wired_interface"),
             "takeover": bool(values["takeover"]),
             "country": values.get("country"),
         }

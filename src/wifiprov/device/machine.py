@@ -75,6 +75,7 @@ class PortalActivity:  # a request reached the portal
 class ConfigReceived:
     config: Any  # the configuration to try; opaque here
     save: bool = False  # Edgent's save=1: the agent stored it; retry it until it works once
+    remote: bool = False  # the cloud console's "connect": taken in RUNNING too
 
 
 # The outcomes of an attempt carry the ``attempt`` id of the ConnectNet / ConnectCloud action
@@ -123,6 +124,11 @@ class ConfigStart:  # "config start" from the cloud console (Reconfigure)
 
 
 @dataclass(frozen=True)
+class ConfigStop:  # "config stop" from the console: leave AP mode for the working config
+    pass
+
+
+@dataclass(frozen=True)
 class ResetConfig:  # button held 10 s, /reset, or "config erase" from the cloud
     reason: str
 
@@ -151,6 +157,7 @@ Event = (
     | LinkLost
     | CloudLost
     | ConfigStart
+    | ConfigStop
     | ResetConfig
     | TimerFired
     | ResetDone
@@ -479,10 +486,10 @@ def _boot(m: Machine, ev: Boot) -> State:
 
 
 def _configure(m: Machine, ev: ConfigReceived) -> State | None:
-    if not m.accepts_config():
+    if not (m.accepts_config() or ev.remote):
         m.emit(Log("ignored a configuration: the device is not in provisioning mode"))
         return None
-    if m.state in ATTEMPT_STATES:  # replace the configuration being tried, and start over
+    if m.state in ATTEMPT_STATES or m.state is State.RUNNING:  # replace it, and start over
         m.emit(
             CancelTimer(NET_TIMER),
             CancelTimer(CLOUD_TIMER),
@@ -593,6 +600,19 @@ def _config_start(m: Machine, ev: ConfigStart) -> State:
     return State.WAIT_CONFIG
 
 
+def _config_stop(m: Machine, ev: ConfigStop) -> State | None:
+    """Edgent-Arduino: with a working configuration, connect with it; without one it would
+    switch the radios off (IDLE), which would brick the device: the AP stays open instead."""
+    if m.state not in (State.WAIT_CONFIG, State.CONFIGURING):
+        return None
+    if not m.ctx.configured:
+        m.emit(Log("config stop: no configuration has worked yet, so the access point stays open"))
+        return None
+    m.emit(Log("config stop: leaving configuration mode"))
+    m._drop_pending()
+    return State.CONNECTING_NET
+
+
 def _reset(m: Machine, ev: ResetConfig) -> State:
     return State.RESET_CONFIG
 
@@ -635,13 +655,18 @@ TRANSITIONS: dict[State, dict[type, Handler]] = {
         CloudLost: _cloud_lost,
         TokenRejected: _token_rejected,
         TimerFired: _running_timer,
+        ConfigReceived: _configure,  # only the console's connect (remote); the portal gets 409
     },
     State.RESET_CONFIG: {},
 }
 # The states of an attempt: a configuration arriving in one of them restarts the attempt.
 ATTEMPT_STATES = frozenset({State.CONNECTING_NET, State.CONNECTING_CLOUD, State.RETRY_WAIT})
 # Events every state obeys (the cloud's "config start" can only arrive while connected).
-ANY_STATE: dict[type, Handler] = {ResetConfig: _reset, ConfigStart: _config_start}
+ANY_STATE: dict[type, Handler] = {
+    ResetConfig: _reset,
+    ConfigStart: _config_start,
+    ConfigStop: _config_stop,
+}
 
 
 def describe(event: Any) -> str:

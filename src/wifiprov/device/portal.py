@@ -88,6 +88,11 @@ class Portal:
                         writer.write(self._encode(conn, reply, close=True))
                         await writer.drain()
                         break
+                    if event.method == b"CONNECT":  # no tunnels here (h11 would switch protocol)
+                        reply = Reply(405, b'{"status":"error","msg":"Method not allowed"}')
+                        writer.write(self._encode(conn, reply, close=True))
+                        await writer.drain()
+                        break
                     reply = await self._dispatch(event, body)
                     writer.write(self._encode(conn, reply, head=event.method == b"HEAD"))
                     await writer.drain()
