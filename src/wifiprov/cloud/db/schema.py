@@ -60,6 +60,7 @@ sessions = Table(
     Column("token_last4", String(4), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("last_used_at", Float),  # for the idle lifetime
 )
 
 templates = Table(
@@ -85,6 +86,7 @@ provisioning_requests = Table(
     Column("expires_at", Float, nullable=False),
     Column("claimed_at", Float),
     Column("device_id", Integer),
+    Column("refused_reason", String(200)),  # why a device's claim with this token was refused
 )
 
 devices = Table(
@@ -101,6 +103,8 @@ devices = Table(
     Column("info", Text, nullable=False),  # JSON: what the device reported in its info message
     # Its buff-in from that message, apart so a login need not parse the JSON.
     Column("buffer_in", Integer),
+    Column("reported_template", String(32)),  # what the firmware reports (INTERNAL tmpl)
+    Column("meta", Text),  # JSON: the device's INTERNAL meta (Hotspot Name, Device UID)
     Column("online_node", String(64)),  # gateway node holding its connection, NULL when offline
     Column("connected_at", Float),
     Column("last_seen", Float),
