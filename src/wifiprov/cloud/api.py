@@ -1,13 +1,14 @@
 """The HTTP API (FastAPI): a thin layer over the domain modules. Errors are JSON:
 ``{"error": <code>, "message": <what happened and what to do>}``."""
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from wifiprov import __version__
@@ -18,43 +19,69 @@ from wifiprov.cloud.db import Database, DatabaseUnavailable
 from wifiprov.cloud.errors import CloudError, Invalid
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.cloud.tokens import TokenHasher
+from wifiprov.cloud.validation import (
+    DB_INT_MAX,
+    DeviceName,
+    Email,
+    FirmwareType,
+    Host,
+    HotspotPrefix,
+    OrgName,
+    Password,
+    Port,
+    Role,
+    RowId,
+    TemplateId,
+    TemplateName,
+    Text,
+    text,
+)
 
 
 class SignIn(BaseModel):
-    email: str
-    password: str
+    email: Email
+    password: Password
 
 
 class OrgUpdate(BaseModel):
-    name: str | None = None
-    hotspot_prefix: str | None = None
+    name: OrgName | None = None
+    hotspot_prefix: HotspotPrefix | None = None
 
 
 class Member(BaseModel):
-    email: str
-    role: str
+    email: Email
+    role: Role
 
 
 class NewTemplate(BaseModel):
-    name: str
-    firmware_type: str = ""
+    name: TemplateName
+    firmware_type: FirmwareType = ""
 
 
 class Rename(BaseModel):
-    name: str
+    name: DeviceName
 
 
 class Redirect(BaseModel):
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(ge=1, le=65535)
+    host: Host
+    port: Port
 
 
 class PinWrite(BaseModel):
-    value: str | list[str]
+    value: Text | list[Text]
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+Pin = Annotated[int, Path(ge=0, le=devices.MAX_PIN, description="a virtual pin (V0..V255)")]
+
+
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    # A message may quote input: never let it fail to encode.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse(
+        {"error": code, "message": message}, status_code=status, headers=headers or None
+    )
 
 
 def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSettings) -> FastAPI:
@@ -67,7 +94,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     @app.exception_handler(CloudError)
     async def cloud_error(_: Request, exc: CloudError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -83,7 +110,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
-        return _error(exc.status_code, "http_error", message)
+        return _error(exc.status_code, "http_error", message, exc.headers)
 
     async def principal(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -128,50 +155,50 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         return await accounts.list_orgs(db, who)
 
     @app.get("/api/orgs/{org_id}", tags=["accounts"])
-    async def org(who: Who, org_id: int) -> dict[str, Any]:
+    async def org(who: Who, org_id: RowId) -> dict[str, Any]:
         return await accounts.get_org(db, who, org_id)
 
     @app.patch("/api/orgs/{org_id}", tags=["accounts"])
-    async def update_org(who: Who, org_id: int, body: OrgUpdate) -> dict[str, Any]:
+    async def update_org(who: Who, org_id: RowId, body: OrgUpdate) -> dict[str, Any]:
         return await accounts.update_org(
             db, who, org_id, name=body.name, hotspot_prefix=body.hotspot_prefix
         )
 
     @app.get("/api/orgs/{org_id}/members", tags=["accounts"])
-    async def members(who: Who, org_id: int) -> list[dict[str, Any]]:
+    async def members(who: Who, org_id: RowId) -> list[dict[str, Any]]:
         return await accounts.list_members(db, who, org_id)
 
     @app.put("/api/orgs/{org_id}/members", status_code=204, tags=["accounts"])
-    async def set_member(who: Who, org_id: int, body: Member) -> Response:
+    async def set_member(who: Who, org_id: RowId, body: Member) -> Response:
         await accounts.set_member(db, who, org_id, body.email, body.role)
         return Response(status_code=204)
 
     # --- templates ---
     @app.get("/api/orgs/{org_id}/templates", tags=["templates"])
-    async def list_templates(who: Who, org_id: int) -> list[dict[str, Any]]:
+    async def list_templates(who: Who, org_id: RowId) -> list[dict[str, Any]]:
         return await templates.list_templates(db, who, org_id)
 
     @app.post("/api/orgs/{org_id}/templates", status_code=201, tags=["templates"])
-    async def create_template(who: Who, org_id: int, body: NewTemplate) -> dict[str, Any]:
+    async def create_template(who: Who, org_id: RowId, body: NewTemplate) -> dict[str, Any]:
         return await templates.create_template(db, who, org_id, body.name, body.firmware_type)
 
     @app.get("/api/templates/{template_id}", tags=["templates"])
-    async def get_template(who: Who, template_id: str) -> dict[str, Any]:
+    async def get_template(who: Who, template_id: TemplateId) -> dict[str, Any]:
         return await templates.get_template(db, who, template_id)
 
     @app.get("/api/templates/{template_id}/firmware-config", tags=["templates"])
-    async def firmware_config(who: Who, template_id: str) -> dict[str, Any]:
+    async def firmware_config(who: Who, template_id: TemplateId) -> dict[str, Any]:
         return await templates.firmware_config(db, who, template_id, settings)
 
     # --- provisioning ---
     @app.post("/api/templates/{template_id}/provisioning", status_code=201, tags=["provisioning"])
-    async def request_token(who: Who, template_id: str) -> dict[str, Any]:
+    async def request_token(who: Who, template_id: TemplateId) -> dict[str, Any]:
         return await provisioning.request_token(db, hasher, who, template_id, settings)
 
     @app.get("/api/provisioning/{request_id}", tags=["provisioning"])
     async def provisioning_status(
         who: Who,
-        request_id: int,
+        request_id: RowId,
         wait: Annotated[float, Query(ge=0, le=provisioning.MAX_WAIT)] = 0,
     ) -> dict[str, Any]:
         """With ``wait``, a long poll: answers when the token claims a device or expires."""
@@ -181,43 +208,45 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     # --- devices ---
     @app.get("/api/devices", tags=["devices"])
-    async def list_devices(who: Who, org_id: int | None = None) -> list[dict[str, Any]]:
+    async def list_devices(
+        who: Who, org_id: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None
+    ) -> list[dict[str, Any]]:
         return await devices.list_devices(db, who, org_id)
 
     @app.get("/api/devices/{device_id}", tags=["devices"])
-    async def get_device(who: Who, device_id: int) -> dict[str, Any]:
+    async def get_device(who: Who, device_id: RowId) -> dict[str, Any]:
         return await devices.get_device(db, who, device_id)
 
     @app.patch("/api/devices/{device_id}", tags=["devices"])
-    async def rename_device(who: Who, device_id: int, body: Rename) -> dict[str, Any]:
+    async def rename_device(who: Who, device_id: RowId, body: Rename) -> dict[str, Any]:
         return await devices.rename(db, who, device_id, body.name)
 
     @app.delete("/api/devices/{device_id}", status_code=204, tags=["devices"])
-    async def delete_device(who: Who, device_id: int) -> Response:
+    async def delete_device(who: Who, device_id: RowId) -> Response:
         await devices.delete_device(db, bus, who, device_id)
         return Response(status_code=204)
 
     @app.post("/api/devices/{device_id}/reconfigure", status_code=202, tags=["devices"])
-    async def reconfigure(who: Who, device_id: int) -> dict[str, Any]:
+    async def reconfigure(who: Who, device_id: RowId) -> dict[str, Any]:
         await devices.reconfigure(db, bus, who, device_id)
         return {"sent": devices.RECONFIGURE}
 
     @app.post("/api/devices/{device_id}/erase", status_code=204, tags=["devices"])
-    async def erase(who: Who, device_id: int) -> Response:
+    async def erase(who: Who, device_id: RowId) -> Response:
         await devices.erase(db, bus, who, device_id)
         return Response(status_code=204)
 
     @app.post("/api/devices/{device_id}/redirect", status_code=202, tags=["devices"])
-    async def redirect(who: Who, device_id: int, body: Redirect) -> dict[str, Any]:
+    async def redirect(who: Who, device_id: RowId, body: Redirect) -> dict[str, Any]:
         await devices.redirect(db, bus, who, device_id, body.host, body.port)
         return {"host": body.host, "port": body.port}
 
     @app.get("/api/devices/{device_id}/pins", tags=["devices"])
-    async def read_pins(who: Who, device_id: int) -> dict[str, list[str]]:
+    async def read_pins(who: Who, device_id: RowId) -> dict[str, list[str]]:
         return await devices.read_pins(db, who, device_id)
 
     @app.put("/api/devices/{device_id}/pins/{pin}", tags=["devices"])
-    async def write_pin(who: Who, device_id: int, pin: int, body: PinWrite) -> dict[str, Any]:
+    async def write_pin(who: Who, device_id: RowId, pin: Pin, body: PinWrite) -> dict[str, Any]:
         values = [body.value] if isinstance(body.value, str) else body.value
         return await devices.write_pin(db, bus, who, device_id, pin, values)
 
@@ -226,8 +255,16 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         """``V1=a&V1=b&V2=c`` as {1: ["a", "b"], 2: ["c"]} (repeats are a multi-value write)."""
         pins: dict[int, list[str]] = {}
         for key, value in request.query_params.multi_items():
-            if key[:1] in ("V", "v") and key[1:].isdigit():
-                pins.setdefault(int(key[1:]), []).append(value)
+            digits = key[1:]
+            if key[:1] not in ("V", "v") or not (digits.isascii() and digits.isdigit()):
+                continue
+            if len(digits) > 3 or int(digits) > devices.MAX_PIN:
+                raise Invalid(f"virtual pin {key[:12]} is outside V0..V{devices.MAX_PIN}")
+            try:
+                text(value)
+            except ValueError as exc:
+                raise Invalid(f"{key}: {exc}") from exc
+            pins.setdefault(int(digits), []).append(value)
         return pins
 
     @app.get("/external/api/get", tags=["device API"])
