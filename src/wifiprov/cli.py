@@ -108,7 +108,14 @@ def cloud(
     bus: Annotated[
         str | None, typer.Option(help="nats://HOST:PORT to join other cloud nodes")
     ] = None,
-    node_id: Annotated[str | None, typer.Option(help="this node's name on the bus")] = None,
+    node_id: Annotated[
+        str | None,
+        typer.Option(
+            help="this node's name: presence is kept under it, and a node clears at start the "
+            "presence left by earlier runs with the same name (default: HOST:PORT of this "
+            "host's name and the gateway's port)"
+        ),
+    ] = None,
     provisioning_ttl: Annotated[
         float, typer.Option(help="seconds a provisioning token may claim a device")
     ] = 900,
@@ -118,7 +125,7 @@ def cloud(
     """Start the HTTP API and the device gateway (SQLite by default, created on first start)."""
     if ctx.invoked_subcommand is not None:
         return
-    from wifiprov.cloud.app import Cloud
+    from wifiprov.cloud.app import Cloud, stable_node_id
     from wifiprov.cloud.settings import CloudSettings
 
     _logging(verbose)
@@ -140,12 +147,12 @@ def cloud(
         settings.db_url = db
     if public_host:
         settings.public_host = public_host
-    if node_id:
-        settings.node_id = node_id
+    settings.node_id = node_id or stable_node_id(settings)
 
     async def main() -> None:
         cloud = await Cloud.open(settings)
-        await cloud.serve()
+        # SIGTERM and SIGINT close the gateway, write its devices offline, and exit 0.
+        await cloud.serve(handle_signals=True)
 
     try:
         # uvloop: the gateway's accept/read/write path costs about 40% less CPU than on asyncio's

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from wifiprov.cloud import devices
 from wifiprov.cloud.api import create_app
 from wifiprov.cloud.bus import Bus, make_bus
 from wifiprov.cloud.db import Database
@@ -28,6 +32,25 @@ def raise_file_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def stable_node_id(settings: CloudSettings) -> str:
+    """The node id ``wifiprov cloud`` uses without ``--node-id``: this host's name and the port
+    of its first listener (plain gateway, else TLS gateway, else HTTP API), so a node restarted on
+    the same host and port recognises the presence left by its earlier runs (and clears it)."""
+    for address in (settings.gateway, settings.gateway_tls, settings.http):
+        if address is not None:
+            return f"{socket.gethostname()}:{address[1]}"
+    return socket.gethostname()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, without its own signal handling: it re-raises SIGTERM/SIGINT once it has served,
+    which killed the process before the gateway closed (the cloud handles them in ``serve``)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass
@@ -51,17 +74,63 @@ class Cloud:
         app = create_app(db, bus, hasher, settings)
         return cls(settings, db, bus, hasher, writer, gateway, app)
 
-    async def serve(self, ready: asyncio.Event | None = None) -> None:
-        """Run until cancelled (or the HTTP server is told to exit)."""
+    async def serve(self, ready: asyncio.Event | None = None, handle_signals: bool = False) -> None:
+        """Run until cancelled, or the HTTP server is told to exit (``stop``), or with
+        ``handle_signals`` until SIGTERM or SIGINT; then close the gateway, write its devices
+        offline and return (a second signal leaves the process to the default handlers)."""
         raise_file_limit()
+        # Presence an earlier run of this node left behind (killed without closing) is stale.
+        cleared = await devices.clear_presence(self.db, self.settings.node_id)
+        if cleared:
+            log.info(
+                "%d device(s) left online by an earlier run of this node: now offline", cleared
+            )
         self.writer.start()
         await self.gateway.start()
         host, port = self.settings.http
         config = uvicorn.Config(
-            self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # long polls would otherwise hold a stop for a minute
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         self.http_server = server
+        with self._signals(handle_signals):
+            await self._serve_http(server, host, port, ready)
+
+    @contextlib.contextmanager
+    def _signals(self, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        wanted = (signal.SIGTERM, signal.SIGINT)
+
+        def on_signal(sig: signal.Signals) -> None:
+            log.info("%s: closing the gateway and stopping", sig.name)
+            self.stop()
+            for s in wanted:  # a second signal is not caught: it ends a stuck shutdown
+                loop.remove_signal_handler(s)
+
+        for sig in wanted:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in wanted:
+                loop.remove_signal_handler(sig)
+
+    def stop(self) -> None:
+        """Ask a serving cloud to stop (it closes the gateway and writes presence first)."""
+        self.http_server.should_exit = True
+
+    async def _serve_http(
+        self, server: uvicorn.Server, host: str, port: int, ready: asyncio.Event | None
+    ) -> None:
         try:
             # Bind here, so a taken port is an OSError we can explain, not uvicorn's exit().
             sock = socket.create_server((host, port), reuse_port=False)
@@ -82,7 +151,11 @@ class Cloud:
             await self.close()
 
     async def close(self) -> None:
-        await self.gateway.stop()
-        await self.writer.stop()
+        await self.gateway.stop()  # its devices' offline presence is queued in the writer
+        await self.writer.stop()  # ... and written here
+        try:
+            await devices.clear_presence(self.db, self.settings.node_id)
+        except Exception as exc:  # DatabaseUnavailable: the next start of this node clears it
+            log.warning("could not clear this node's presence at shutdown: %s", exc)
         await self.bus.close()
         await self.db.close()

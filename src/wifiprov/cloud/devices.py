@@ -155,6 +155,17 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
     return DeviceAuth(device_id, req.org_id, req.template_id, None, req.id)
 
 
+async def clear_presence(db: Database, node: str) -> int:
+    """Mark offline every device the database shows online on ``node``; how many there were."""
+    async with db.begin() as conn:
+        result = await conn.execute(
+            update(devices)
+            .where(devices.c.online_node == node)
+            .values(online_node=None, last_seen=time.time())
+        )
+    return int(result.rowcount or 0)
+
+
 async def save_info(db: Database, device_id: int, info: dict[str, str]) -> None:
     async with db.begin() as conn:
         await conn.execute(

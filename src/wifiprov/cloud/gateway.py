@@ -313,10 +313,13 @@ class Gateway:
         return [srv.sockets[0].getsockname()[:2] for srv in self.servers]
 
     async def stop(self) -> None:
+        """Close the listeners and every connection; their devices' offline presence is queued
+        in the writer at once (not when the loop gets round to ``connection_lost``)."""
         for srv in self.servers:
             srv.close()
         for conn in list(self.connections):
             conn.close(None)
+            self.forget(conn)
         for sub in self._subs:
             await sub.unsubscribe()
         for task in list(self._tasks):
