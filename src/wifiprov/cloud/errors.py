@@ -1,5 +1,7 @@
 """Errors the cloud's services raise; the HTTP layer turns each into a status and a JSON message."""
 
+import math
+
 
 class CloudError(Exception):
     status = 400
@@ -43,3 +45,19 @@ class TooLarge(CloudError):
 class Unavailable(CloudError):
     status = 503
     code = "unavailable"
+
+
+class TooManyRequests(CloudError):
+    """Refused for now: try again after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # Retry-After takes whole seconds; round up so a client that obeys it is not refused again.
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}

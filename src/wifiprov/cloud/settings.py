@@ -51,6 +51,17 @@ class CloudSettings:
     throttle_failures: int = 10
     throttle_window: float = 60.0
     flush_interval: float = 0.2
+    # API sessions end after session_idle seconds unused, and session_lifetime after sign-in.
+    session_idle: float = 7 * 24 * 3600
+    session_lifetime: float = 30 * 24 * 3600
+    # Password hashing: threads (argon2 releases the GIL) and how many more may wait (then 429).
+    hash_workers: int = 1
+    hash_queue: int = 8
+    # Failed sign-ins allowed per account / per client address before exponential backoff
+    # (1 s, 2 s, 4 s ... up to sign_in_backoff_cap seconds per further failure).
+    sign_in_failures_account: int = 5
+    sign_in_failures_address: int = 20
+    sign_in_backoff_cap: float = 900.0
 
     @property
     def device_port(self) -> int | None:
