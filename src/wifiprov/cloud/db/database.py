@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed number works: it only has to be the same for every wifiprov process.
 MIGRATION_LOCK = 0x77696669
+# Driver loggers that print statements with their parameters (the token key, password and token
+# hashes) at DEBUG: kept at INFO even under ``-v``, so no key material reaches a log.
+QUIET_LOGGERS = ("aiosqlite",)
 
 
 def inserted_id(result: Any) -> int:
@@ -44,6 +49,31 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def quiet_driver_logs() -> None:
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite file readable by this user only, before SQLite opens it.
+
+    A missing data directory is created 0700; the file is created 0600, and SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's mode. A file left readable by others by an
+    earlier version is tightened (with its WAL and shared memory files).
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False
@@ -56,13 +86,16 @@ def _is_outage(exc: BaseException) -> bool:
 
 class Database:
     def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        quiet_driver_logs()
         self.url = normalize_url(url)
         if self.url.startswith("sqlite"):
             self.dialect = "sqlite"
             path = self.url.split(":///", 1)[1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_async_engine(self.url, connect_args={"timeout": connect_timeout})
+                private_file(Path(path))
+            self.engine = create_async_engine(
+                self.url, connect_args={"timeout": connect_timeout}, hide_parameters=True
+            )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.dialect = "postgresql"
@@ -71,6 +104,7 @@ class Database:
                 pool_size=10,
                 max_overflow=10,
                 pool_timeout=connect_timeout,
+                hide_parameters=True,
                 connect_args={"timeout": connect_timeout, "command_timeout": 10},
             )
 
