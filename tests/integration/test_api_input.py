@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -240,3 +241,61 @@ async def test_valid_requests_still_work(cloud: RunningCloud) -> None:
         assert (await api.get(f"/api/provisioning/{request['id']}")).status_code == 200
         assert (await api.get(f"/api/devices?org_id={cloud.org_id}")).status_code == 200
         assert (await api.get(f"/api/templates/{template_id}")).status_code == 200
+
+
+async def raw_request(cloud: RunningCloud, head: bytes, chunks: list[bytes]) -> bytes:
+    """Send a request by hand (headers, then each chunk); the server's whole answer."""
+    host, port = cloud.cloud.http_address
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(head)
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+        async with asyncio.timeout(5):
+            return await reader.read()  # the server closes after a 413
+    finally:
+        writer.close()
+
+
+async def test_a_declared_oversize_body_is_refused_unread(cloud: RunningCloud) -> None:
+    head = (
+        f"PATCH /api/orgs/{cloud.org_id} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {cloud.owner_token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+    ).encode()
+    answer = await raw_request(cloud, head, [])  # no body sent at all: not waited for
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert json.loads(body) == {
+        "error": "too_large",
+        "message": "the request body is larger than 64 KiB",
+    }
+
+
+async def test_an_oversize_chunked_body_is_cut_off(cloud: RunningCloud) -> None:
+    head = (
+        f"PATCH /api/orgs/{cloud.org_id} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {cloud.owner_token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    piece = b'{"name": "' + b"x" * 16000
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(5)]  # 80 KB, never ended
+    answer = await raw_request(cloud, head, chunks)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"too_large"' in answer
+
+
+async def test_a_20_mb_json_body_is_refused_and_a_small_one_taken(cloud: RunningCloud) -> None:
+    async with cloud.client(cloud.owner_token) as api:
+        big = {"name": "x", "pad": "p" * 20_000_000}
+        try:
+            reply = await api.patch(f"/api/orgs/{cloud.org_id}", json=big)
+            assert reply.status_code == 413 and reply.json()["error"] == "too_large"
+        except httpx.TransportError:
+            pass  # the server closed before the client had written it all (the usual case)
+        async with cloud.client(cloud.owner_token) as api2:
+            near = {"name": "Acme 2", "pad": "p" * 60_000}
+            reply = await api2.patch(f"/api/orgs/{cloud.org_id}", json=near)
+            assert reply.status_code == 200 and reply.json()["name"] == "Acme 2"
+            assert (await api2.get(f"/api/orgs/{cloud.org_id}")).json()["name"] == "Acme 2"

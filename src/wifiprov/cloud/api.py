@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from wifiprov import __version__
 from wifiprov.cloud import accounts, devices, provisioning, templates
 from wifiprov.cloud.accounts import Principal
+from wifiprov.cloud.body_limit import MAX_BODY, BodyLimit, BodyTooLarge
 from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.db import Database, DatabaseUnavailable
 from wifiprov.cloud.errors import CloudError, Invalid
@@ -90,6 +91,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         version=__version__,
         description="Accounts, templates, provisioning tokens and devices.",
     )
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     bearer = HTTPBearer(auto_error=False)
 
     @app.exception_handler(CloudError)
@@ -106,6 +108,10 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
             f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
         )
         return _error(422, "invalid", f"invalid request: {problems}")
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return _error(413, "too_large", exc.detail, {"Connection": "close"})
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
