@@ -259,3 +259,19 @@ async def test_openapi_schema_lists_the_routes(cloud: RunningCloud) -> None:
         schema = (await api.get("/openapi.json")).json()
     assert "/api/templates/{template_id}/provisioning" in schema["paths"]
     assert "/external/api/update" in schema["paths"]
+
+
+async def test_docs_page_needs_no_internet(cloud: RunningCloud) -> None:
+    """/docs loads Swagger UI from the package (a phone on a device's AP has no internet)."""
+    async with cloud.client() as api:
+        page = await api.get("/docs")
+        assert page.status_code == 200 and "swagger-ui" in page.text
+        assert "http://" not in page.text and "https://" not in page.text
+        assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+        assert len(assets) >= 3, assets
+        for url in assets:
+            assert url.startswith("/docs-assets/"), url
+            asset = await api.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 100, url
+        assert (await api.get("/openapi.json")).status_code == 200
+        assert (await api.get("/redoc")).status_code == 404  # left out (see docs/cloud.md)

@@ -2,12 +2,15 @@
 ``{"error": <code>, "message": <what happened and what to do>}``."""
 
 from collections.abc import Mapping
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -37,6 +40,9 @@ from wifiprov.cloud.validation import (
     Text,
     text,
 )
+
+DOCS_ASSETS = PathLib(__file__).parent / "docs_assets"  # Swagger UI, from npm swagger-ui-dist
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 class SignIn(BaseModel):
@@ -90,7 +96,10 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         title="wifiprov cloud",
         version=__version__,
         description="Accounts, templates, provisioning tokens and devices.",
+        docs_url=None,  # served below from the package's own copy of Swagger UI (no CDN)
+        redoc_url=None,  # left out: one browsable page is enough, and ReDoc is another 1 MB
     )
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     bearer = HTTPBearer(auto_error=False)
 
@@ -128,6 +137,18 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         return await accounts.authenticate(db, hasher, creds.credentials)
 
     Who = Annotated[Principal, Depends(principal)]
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI for /openapi.json, every asset from the package: it works offline."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no online validator badge
+        )
 
     @app.get("/api/health", tags=["meta"])
     async def health() -> dict[str, Any]:
