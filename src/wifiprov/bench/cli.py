@@ -311,3 +311,29 @@ def provision(
     print(json.dumps(figures, indent=1))
     if json_file is not None:
         json_file.write_text(json.dumps(figures, indent=1))
+
+
+@bench_app.command("sign-in")
+def sign_in(
+    attackers: int = typer.Option(100, help="clients sending bad sign-ins back to back"),
+    seconds: float = typer.Option(20.0, help="length of the baseline and of the flood"),
+    devices: int = typer.Option(50, help="devices whose logins are probed"),
+    obey: bool = typer.Option(False, "--obey-retry-after",
+                              help="attackers wait as a 429's Retry-After says (1 s without)"),
+    json_file: Path | None = typer.Option(None, "--json", help="also write the figures here"),
+) -> None:
+    """A sign-in flood: the API's and device logins' latency alone and under bad sign-ins."""
+    from wifiprov.bench.sign_in import run
+
+    figures = run(attackers=attackers, seconds=seconds, devices=devices, obey=obey,
+                  progress=lambda line: err.print(line))
+    for probe in ("health", "device_login"):
+        a, b = figures["baseline"][probe], figures["flood"][probe]
+        print(f"{probe:13} p50 {a['p50_ms']:>7} -> {b['p50_ms']:>7} ms   p99 {a['p99_ms']:>7} -> "
+              f"{b['p99_ms']:>7} ms   max {a['max_ms']:>7} -> {b['max_ms']:>7} ms   "
+              f"(p99 x{figures['p99_ratio_flood_to_baseline'][probe]})")
+    print(f"sign-ins      {figures['sign_ins']}")
+    print(f"target: p99 < {figures['target_p99_ms']} ms under the flood: "
+          f"{'met' if figures['met'] else 'NOT met'}")
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=1))
