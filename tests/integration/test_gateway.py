@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 
 from tests.conftest import RunningCloud
 from tests.integration.support import (
@@ -283,3 +285,58 @@ async def test_a_burst_of_logins_is_checked_in_few_queries(cloud: RunningCloud) 
     assert len(cloud.cloud.gateway.sessions) == len(tokens)
     for d in conns:
         d.close()
+
+
+async def test_utc_is_answered_as_blynks_time_api(cloud: RunningCloud) -> None:
+    cloud.cloud.gateway.time_zone = "Europe/Kyiv"
+    _, _, dev = await online_device(cloud)
+    answers = {}
+    for msg_id, what in enumerate(["time", "iso", "tz", "tz_name", "tz_rule", "dst_next"], 3):
+        await dev.send(Command.INTERNAL, msg_id, "utc", what)
+        frame = await dev.recv()
+        assert frame is not None and frame.command == Command.INTERNAL, frame
+        assert frame.msg_id == msg_id
+        args = frame.text_args()
+        assert args[:2] == ["utc", what]
+        answers[what] = args[2:]
+    now = time.time()
+    assert abs(int(answers["time"][0]) / 1000 - now) < 5
+    standard, dst = (int(x) for x in answers["tz"])
+    assert standard == 120 and dst in (0, 60)
+    local = dt.datetime.fromisoformat(answers["iso"][0])
+    assert abs(local.timestamp() - now) < 5
+    assert local.utcoffset() == dt.timedelta(minutes=standard + dst)
+    assert answers["tz_name"] == ["Europe/Kyiv"]
+    assert answers["tz_rule"] == ["EET-2EEST,M3.5.0/3,M10.5.0/4"]
+    changes = [int(x) for x in answers["dst_next"]]
+    assert len(changes) == 4 and now < changes[0] < changes[2] < now + 366 * 86400
+    assert {changes[1], changes[3]} == {120, 180}
+    await dev.send(Command.INTERNAL, 9, "utc", "nonsense")
+    assert (await dev.recv()).status == Status.ILLEGAL_COMMAND_BODY  # type: ignore[union-attr]
+    dev.close()
+
+
+async def test_meta_from_the_device_is_kept_and_shown(cloud: RunningCloud) -> None:
+    device_id, token, dev = await online_device(cloud)
+    uid = "6f1c2d3e-0000-4000-8000-00000000abcd"
+    await dev.send(Command.INTERNAL, 3, "meta", "set", "Device UID", uid)
+    await dev.send(Command.INTERNAL, 4, "meta", "set", "Hotspot Name", "Blynk Lamp-1A2B")
+    async with cloud.client(cloud.owner_token) as api:
+
+        async def stored() -> bool:
+            meta = (await api.get(f"/api/devices/{device_id}")).json()["meta"]
+            return bool(meta == {"Device UID": uid, "Hotspot Name": "Blynk Lamp-1A2B"})
+
+        await until(stored)
+        # A later connection changes one field; the other is kept.
+        dev.close()
+        again = await RawDevice.connect(cloud.gateway)
+        assert await again.login(token) == Status.OK
+        await again.send(Command.INTERNAL, 2, "meta", "set", "Hotspot Name", "Blynk Lamp-9Z9Z")
+
+        async def updated() -> bool:
+            meta = (await api.get(f"/api/devices/{device_id}")).json()["meta"]
+            return bool(meta == {"Device UID": uid, "Hotspot Name": "Blynk Lamp-9Z9Z"})
+
+        await until(updated)
+        again.close()

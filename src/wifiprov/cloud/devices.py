@@ -38,6 +38,7 @@ class DeviceAuth(NamedTuple):
     template_id: str
     buffer_in: int | None  # as the device last reported it
     claimed_request: int | None  # set when this login claimed a provisioning token
+    meta: str | None = None  # the device's INTERNAL meta (JSON), as stored
 
 
 def well_formed_token(token: bytes) -> bool:
@@ -101,11 +102,13 @@ class DeviceLogins:
             devices.c.org_id,
             devices.c.template_id,
             devices.c.buffer_in,
+            devices.c.meta,
         ).where(devices.c.token_hash.in_(set(hashes)))
         async with self.db.begin() as conn:
             rows = (await conn.execute(query)).all()
         return {
-            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None) for r in rows
+            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None, r.meta)
+            for r in rows
         }
 
 
@@ -188,6 +191,12 @@ def _public(row: Any) -> dict[str, Any]:
         "connected_at": row.connected_at,
         "last_seen": row.last_seen,
         "info": json.loads(row.info),
+        # What the device's firmware reports (INTERNAL tmpl); a template other than the
+        # device's own means its firmware was changed for another product's.
+        "reported_template": row.reported_template,
+        "template_mismatch": row.reported_template is not None
+        and row.reported_template != row.template_id,
+        "meta": json.loads(row.meta or "{}"),  # INTERNAL meta: Device UID, Hotspot Name ...
     }
 
 
@@ -249,7 +258,9 @@ async def erase(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
     async with db.begin() as conn:
         await _delete_data(conn, device_id)
         await conn.execute(
-            update(devices).where(devices.c.id == device_id).values(info="{}", buffer_in=None)
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(info="{}", buffer_in=None, meta=None, reported_template=None)
         )
 
 

@@ -10,12 +10,17 @@ for all connections rather than a timer per connection.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import logging
 import ssl
 import time
+import zoneinfo
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from wifiprov.cloud import devices
@@ -34,6 +39,8 @@ MAX_WRITE_BUFFER = 256 * 1024  # a device that stops reading is dropped past thi
 DEFAULT_HEARTBEAT = 45  # seconds, until the device says otherwise in its info message
 HEARTBEAT_FACTOR = 2.3  # a device is gone after h-beat x 2.3 without input (as Blynk's server)
 SEEN_INTERVAL = 15.0  # how often last_seen of connected devices is written
+MAX_META_FIELDS = 32  # INTERNAL meta fields kept per device (Edgent sets two)
+MAX_META_VALUE = 256
 
 
 class State(Enum):
@@ -88,6 +95,7 @@ class DeviceConnection(asyncio.Protocol):
         self.msg_id = 0
         self.paused = False
         self.held: list[Frame] = []  # frames that arrived while the login was being checked
+        self.meta: dict[str, str] = {}  # the device's INTERNAL meta, as stored
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -208,6 +216,22 @@ class DeviceConnection(asyncio.Protocol):
             self.respond(frame.msg_id, Status.OK)  # blynklib waits for this reply
         elif args and args[0] == "rtc":
             self.send(blynk.encode(Command.INTERNAL, frame.msg_id, "rtc", int(time.time())))
+        elif args and args[0] == "utc":
+            # Blynk's time API: one INTERNAL ``utc\0<what>\0<values>`` answer per request.
+            reply = utc_reply(args[1] if len(args) > 1 else "", time.time(), self.gw.time_zone)
+            if reply is None:
+                self.respond(frame.msg_id, Status.ILLEGAL_COMMAND_BODY)
+            else:
+                self.send(blynk.encode(Command.INTERNAL, frame.msg_id, "utc", *reply))
+        elif args and args[0] == "meta":
+            # ``meta\0set\0<field>\0<value>`` (Edgent: Device UID, Hotspot Name), kept as the
+            # device's meta (the API shows it).
+            if len(args) >= 4 and args[1] == "set" and args[2]:
+                name, value = args[2][:64], "\0".join(args[3:])[:MAX_META_VALUE]
+                if name in self.meta or len(self.meta) < MAX_META_FIELDS:
+                    self.meta[name] = value
+                    self.gw.writer.device_meta(self.device_id, dict(self.meta))
+            self.respond(frame.msg_id, Status.OK)
         else:
             self.respond(frame.msg_id, Status.OK)
 
@@ -257,6 +281,70 @@ _HANDLERS: dict[int, Callable[[DeviceConnection, Frame], None]] = {
 }
 
 
+def utc_reply(what: str, now: float, zone_name: str) -> list[Any] | None:
+    """The answer to INTERNAL ``utc\0<what>`` as Blynk's server gives it (the C++ library's
+    TimeAndLocation example and blynk-library-python's ``05_utc_and_timezone`` read these):
+    ``time`` ms since the epoch; ``iso`` local ISO-8601 time with its offset; ``tz`` standard
+    and DST offsets in minutes; ``tz_name``; ``tz_rule`` the POSIX TZ rule; ``dst_next`` up to
+    two coming offset changes (epoch seconds, new offset in minutes). None for anything else."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    local = dt.datetime.fromtimestamp(now, zone)
+    if what == "time":
+        return ["time", int(now * 1000)]
+    if what == "iso":
+        return ["iso", local.replace(microsecond=0).isoformat()]
+    if what == "tz":
+        offset, dst = _minutes(local.utcoffset()), _minutes(local.dst())
+        return ["tz", offset - dst, dst]
+    if what == "tz_name":
+        return ["tz_name", zone_name]
+    if what == "tz_rule":
+        return ["tz_rule", _posix_rule(zone_name)]
+    if what == "dst_next":
+        return ["dst_next", *[x for change in _offset_changes(zone, now, 2) for x in change]]
+    return None
+
+
+def _minutes(delta: dt.timedelta | None) -> int:
+    return int((delta or dt.timedelta()).total_seconds() // 60)
+
+
+@cache
+def _posix_rule(zone_name: str) -> str:
+    """The POSIX TZ rule: the footer line of the zone's TZif (version 2+) file."""
+    for root in zoneinfo.TZPATH:
+        try:
+            data = (Path(root) / zone_name).read_bytes()
+        except (OSError, ValueError):
+            continue
+        footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return footer.decode("ascii", "replace")
+    return "UTC0" if zone_name in ("UTC", "Etc/UTC") else ""
+
+
+def _offset_changes(zone: zoneinfo.ZoneInfo, now: float, count: int) -> list[tuple[int, int]]:
+    """The next ``count`` UTC-offset changes within two years: (epoch seconds, offset minutes)."""
+
+    def offset(t: float) -> int:
+        return _minutes(dt.datetime.fromtimestamp(t, zone).utcoffset())
+
+    found: list[tuple[int, int]] = []
+    t, current = float(int(now)), offset(now)
+    day = 86400.0
+    while len(found) < count and t < now + 2 * 365 * day:
+        if offset(t + day) == current:
+            t += day
+            continue
+        lo, hi = t, t + day  # the change is in (lo, hi]: bisect to the second
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if offset(mid) == current else (lo, mid)
+        current = offset(hi)
+        found.append((int(hi), current))
+        t = hi
+    return found
+
+
 class Gateway:
     def __init__(
         self,
@@ -274,6 +362,8 @@ class Gateway:
             writer,
         )
         self.node = settings.node_id
+        # The time zone INTERNAL ``utc`` answers in: the cloud keeps no per-device zone yet.
+        self.time_zone = "UTC"
         self.connections: set[DeviceConnection] = set()
         self.sessions: dict[int, DeviceConnection] = {}
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
@@ -366,6 +456,7 @@ class Gateway:
         conn.connected_at = time.time()
         conn.msg_id = 0
         conn.buffer_in = auth.buffer_in or devices.DEFAULT_BUFFER_IN
+        conn.meta = json.loads(auth.meta or "{}")
         older = self.sessions.get(auth.device_id)
         if older is not None and older is not conn:
             older.close("replaced by a newer login of the same device")

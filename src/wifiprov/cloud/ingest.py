@@ -44,8 +44,13 @@ _seen = update(devices).where(devices.c.id == bindparam("d")).values(last_seen=b
 _info = (
     update(devices)
     .where(devices.c.id == bindparam("d"))
-    .values(info=bindparam("info"), buffer_in=bindparam("buffer_in"))
+    .values(
+        info=bindparam("info"),
+        buffer_in=bindparam("buffer_in"),
+        reported_template=bindparam("reported"),
+    )
 )
+_meta = update(devices).where(devices.c.id == bindparam("d")).values(meta=bindparam("meta"))
 
 
 class DeviceDataWriter:
@@ -56,6 +61,7 @@ class DeviceDataWriter:
         self.properties: dict[tuple[int, int, str], str] = {}
         self.events: list[dict[str, Any]] = []
         self.info: dict[int, tuple[str, int | None]] = {}
+        self.meta: dict[int, str] = {}  # device -> its whole meta, as JSON
         # device -> (online, node, connected_at, when): the newest presence change wins
         self.presence: dict[int, tuple[bool, str, float, float]] = {}
         self.seen: dict[int, float] = {}
@@ -81,7 +87,12 @@ class DeviceDataWriter:
         )
 
     def device_info(self, device_id: int, info: dict[str, str], buffer_in: int | None) -> None:
+        """The info message; its ``template_id`` (INTERNAL ``tmpl``) is the reported template."""
         self.info[device_id] = (json.dumps(info), buffer_in)
+
+    def device_meta(self, device_id: int, meta: dict[str, str]) -> None:
+        """The device's INTERNAL meta fields (all of them: the newest set replaces the column)."""
+        self.meta[device_id] = json.dumps(meta)
 
     def online(self, device_id: int, node: str, connected_at: float) -> None:
         self.presence[device_id] = (True, node, connected_at, connected_at)
@@ -100,6 +111,7 @@ class DeviceDataWriter:
             del self.properties[pkey]
         self.events = [e for e in self.events if e["device_id"] != device_id]
         self.info.pop(device_id, None)
+        self.meta.pop(device_id, None)
         self.seen.pop(device_id, None)
 
     # --- the flusher ---
@@ -138,16 +150,18 @@ class DeviceDataWriter:
         properties, self.properties = self.properties, {}
         events, self.events = self.events, []
         info, self.info = self.info, {}
+        meta, self.meta = self.meta, {}
         presence, self.presence = self.presence, {}
         seen, self.seen = self.seen, {}
         try:
-            await self._write(values, properties, events, info, presence, seen)
+            await self._write(values, properties, events, info, presence, seen, meta)
         except Exception:
             # Put it back under anything newer that arrived meanwhile.
             self.values = {**values, **self.values}
             self.properties = {**properties, **self.properties}
             self.events = (events + self.events)[-MAX_PENDING_EVENTS:]
             self.info = {**info, **self.info}
+            self.meta = {**meta, **self.meta}
             self.presence = {**presence, **self.presence}
             self.seen = {**seen, **self.seen}
             raise
@@ -160,8 +174,9 @@ class DeviceDataWriter:
         info: dict[int, tuple[str, int | None]],
         presence: dict[int, tuple[bool, str, float, float]],
         seen: dict[int, float],
+        meta: dict[int, str],
     ) -> None:
-        if not (values or properties or events or info or presence or seen):
+        if not (values or properties or events or info or presence or seen or meta):
             return
         batches: list[tuple[Any, list[dict[str, Any]]]] = []
         if presence:
@@ -175,8 +190,18 @@ class DeviceDataWriter:
         if seen:
             batches.append((_seen, [{"d": d, "t": t} for d, t in seen.items()]))
         if info:
-            info_rows = [{"d": d, "info": i, "buffer_in": b} for d, (i, b) in info.items()]
+            info_rows = [
+                {
+                    "d": d,
+                    "info": i,
+                    "buffer_in": b,
+                    "reported": json.loads(i).get("template_id", "")[:32] or None,
+                }
+                for d, (i, b) in info.items()
+            ]
             batches.append((_info, info_rows))
+        if meta:
+            batches.append((_meta, [{"d": d, "meta": m} for d, m in meta.items()]))
         if values:
             stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
             rows = [
