@@ -109,17 +109,29 @@ async def provisioning_token(rc: RunningCloud, template_id: str) -> dict[str, An
 async def online_device(
     rc: RunningCloud, info: list[str] | None = None, rcvbuf: int | None = None
 ) -> tuple[int, str, RawDevice]:
-    """A claimed device, logged in with the current C++ handshake; (device id, token, device)."""
-    request = await provisioning_token(rc, await template(rc))
+    """A claimed device, logged in with the current C++ handshake; (device id, token, device).
+    Its info reports the token's template (``tmpl``, ``fw-type``), as the firmware of a device
+    built for that template does (a claim by another template's firmware is refused)."""
+    template_id = await template(rc)
+    request = await provisioning_token(rc, template_id)
     device = await RawDevice.connect(rc.gateway, rcvbuf=rcvbuf)
     assert await device.login(request["token"]) == 200
-    await device.send(Command.INTERNAL, 2, *(info or CPP_INFO))
+    await device.send(Command.INTERNAL, 2, *with_template(info or CPP_INFO, template_id))
     reply = await device.recv()
     assert reply is not None and reply.status == 200
     async with rc.client(rc.owner_token) as api:
         status = (await api.get(f"/api/provisioning/{request['id']}")).json()
     assert status["status"] == "claimed"
     return int(status["device_id"]), request["token"], device
+
+
+def with_template(info: list[str], template_id: str) -> list[str]:
+    """An info message whose ``tmpl`` and ``fw-type`` say ``template_id``."""
+    out = list(info)
+    for i in range(0, len(out) - 1, 2):
+        if out[i] in ("tmpl", "fw-type"):
+            out[i + 1] = template_id
+    return out
 
 
 async def until(predicate: Any, timeout: float = 5.0) -> None:

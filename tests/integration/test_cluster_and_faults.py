@@ -14,12 +14,14 @@ import pytest
 
 from tests.conftest import PASSWORD, PG_BASE, _pg_admin, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
+    CPP_INFO,
     RawDevice,
     free_port,
     provisioning_token,
     template,
     until,
     wait_http,
+    with_template,
 )
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
@@ -167,9 +169,13 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
     cloud, task = await start_cloud(settings)
     try:
         rc = await with_owner(cloud)
-        request = await provisioning_token(rc, await template(rc))
+        template_id = await template(rc)
+        request = await provisioning_token(rc, template_id)
         live = await RawDevice.connect(rc.gateway)
         assert await live.login(request["token"]) == Status.OK
+        # The firmware reports its template; the claim is decided with it.
+        await live.send(Command.INTERNAL, 2, *with_template(CPP_INFO, template_id))
+        assert (await live.recv()).status == Status.OK  # type: ignore[union-attr]
 
         await proxy.cut()
         for _ in range(3):

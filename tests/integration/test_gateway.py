@@ -14,18 +14,20 @@ from tests.integration.support import (
     provisioning_token,
     template,
     until,
+    with_template,
 )
 from wifiprov.wire import blynk
 from wifiprov.wire.blynk import Command, Status
 
 
 async def test_cpp_handshake_transcript(cloud: RunningCloud) -> None:
-    request = await provisioning_token(cloud, await template(cloud))
+    template_id = await template(cloud)
+    request = await provisioning_token(cloud, template_id)
     token = request["token"].encode()
     dev = await RawDevice.connect(cloud.gateway)
     await dev.send_raw(b"\x1d\x00\x01\x00\x20" + token)
     assert await dev.read_raw(5) == b"\x00\x00\x01\x00\xc8"
-    info = b"\0".join(a.encode() for a in CPP_INFO)
+    info = b"\0".join(a.encode() for a in with_template(CPP_INFO, template_id))
     await dev.send_raw(b"\x11\x00\x02" + len(info).to_bytes(2, "big") + info)
     assert await dev.read_raw(5) == b"\x00\x00\x02\x00\xc8"
     await dev.send_raw(b"\x06\x00\x03\x00\x00")  # PING
@@ -63,10 +65,11 @@ async def test_legacy_login_and_older_info_keys(cloud: RunningCloud) -> None:
         "TMPLold",
         "",
     ]
-    request = await provisioning_token(cloud, await template(cloud))
+    template_id = await template(cloud)
+    request = await provisioning_token(cloud, template_id)
     dev = await RawDevice.connect(cloud.gateway)
     assert await dev.login(request["token"], Command.LOGIN) == Status.OK
-    await dev.send(Command.INTERNAL, 2, *older)
+    await dev.send(Command.INTERNAL, 2, *with_template(older, template_id))
     assert (await dev.recv()).status == Status.OK  # type: ignore[union-attr]
     async with cloud.client(cloud.owner_token) as api:
 
@@ -340,3 +343,67 @@ async def test_meta_from_the_device_is_kept_and_shown(cloud: RunningCloud) -> No
 
         await until(updated)
         again.close()
+
+
+async def test_a_claim_by_firmware_of_another_template_is_refused(cloud: RunningCloud) -> None:
+    ours, other = await template(cloud, name="Lamp"), await template(cloud, name="Fan")
+    request = await provisioning_token(cloud, ours)
+    async with cloud.client(cloud.owner_token) as api:
+        poll = asyncio.create_task(api.get(f"/api/provisioning/{request['id']}?wait=20"))
+        await asyncio.sleep(0.2)
+        dev = await RawDevice.connect(cloud.gateway)
+        # The login is answered before the firmware says its template...
+        assert await dev.login(request["token"]) == Status.OK
+        await dev.send(Command.INTERNAL, 2, *with_template(CPP_INFO, other))
+        # ...and the claim is decided with it: refused as an invalid token, and closed.
+        assert (await dev.recv()).status == Status.INVALID_TOKEN  # type: ignore[union-attr]
+        assert await dev.wait_closed()
+        status = (await asyncio.wait_for(poll, 5)).json()
+        assert status["status"] == "refused" and status["device_id"] is None
+        assert other in status["refused_reason"] and ours in status["refused_reason"]
+        assert (await api.get("/api/devices")).json() == []
+    # The token stays refused: a later login gets what an invalid token gets.
+    again = await RawDevice.connect(cloud.gateway)
+    assert await again.login(request["token"]) == Status.INVALID_TOKEN
+    assert await again.wait_closed()
+
+
+async def test_a_claim_is_announced_when_its_connection_closes_at_once(
+    cloud: RunningCloud,
+) -> None:
+    template_id = await template(cloud)
+    request = await provisioning_token(cloud, template_id)
+    async with cloud.client(cloud.owner_token) as api:
+        poll = asyncio.create_task(api.get(f"/api/provisioning/{request['id']}?wait=20"))
+        await asyncio.sleep(0.2)
+        started = asyncio.get_running_loop().time()
+        dev = await RawDevice.connect(cloud.gateway)
+        # Login and info in one write, then gone while the cloud is still checking the token.
+        await dev.send_raw(
+            blynk.encode(Command.HW_LOGIN, 1, request["token"])
+            + blynk.encode(Command.INTERNAL, 2, *with_template(CPP_INFO, template_id))
+        )
+        dev.writer.transport.abort()
+        status = (await asyncio.wait_for(poll, 20)).json()
+        assert status["status"] == "claimed", status
+        assert asyncio.get_running_loop().time() - started < 5  # not the poll's full 20 s
+        device = (await api.get(f"/api/devices/{status['device_id']}")).json()
+        assert device["reported_template"] == template_id and not device["template_mismatch"]
+
+
+async def test_a_device_whose_firmware_template_changed_is_flagged(cloud: RunningCloud) -> None:
+    device_id, token, dev = await online_device(cloud)
+    dev.close()
+    other = await template(cloud, name="Fan")
+    again = await RawDevice.connect(cloud.gateway)
+    assert await again.login(token) == Status.OK  # an existing device is not refused...
+    await again.send(Command.INTERNAL, 2, *with_template(CPP_INFO, other))
+    assert (await again.recv()).status == Status.OK  # type: ignore[union-attr]
+    async with cloud.client(cloud.owner_token) as api:
+
+        async def flagged() -> bool:
+            device = (await api.get(f"/api/devices/{device_id}")).json()
+            return bool(device["template_mismatch"] and device["reported_template"] == other)
+
+        await until(flagged)  # ...but flagged
+    again.close()

@@ -59,11 +59,12 @@ class DeviceLogins:
         self._queue: list[tuple[str, asyncio.Future[DeviceAuth | None]]] = []
         self._draining = False
 
-    async def authenticate(self, token: bytes) -> DeviceAuth | None:
-        """The device behind an auth token, claiming a provisioning token on its first login.
+    async def authenticate(self, token: bytes) -> DeviceAuth | PendingClaim | None:
+        """The device behind an auth token, or the provisioning request it may claim (the
+        gateway decides the claim with the device's info: ``commit_claim``/``refuse_claim``).
 
-        None means only "no such token, it expired unclaimed, or its device was deleted"
-        (status 9). An unreachable database raises DatabaseUnavailable, never None.
+        None means only "no such token, it expired unclaimed, its claim was refused, or its
+        device was deleted" (status 9). An unreachable database raises DatabaseUnavailable.
         """
         if not well_formed_token(token):
             return None
@@ -76,7 +77,7 @@ class DeviceLogins:
         found = await future
         if found is not None:
             return found
-        return await _claim(self.db, token_hash)
+        return await pending_claim(self.db, token_hash)
 
     async def _drain(self) -> None:
         try:
@@ -112,8 +113,20 @@ class DeviceLogins:
         }
 
 
-async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
-    now = time.time()
+class PendingClaim(NamedTuple):
+    """A provisioning token that may claim a device: decided once the device reports its
+    template (``commit_claim`` or ``refuse_claim``)."""
+
+    request_id: int
+    org_id: int
+    template_id: str
+    user_id: int | None
+    token_hash: str
+    token_last4: str
+
+
+async def pending_claim(db: Database, token_hash: str) -> PendingClaim | None:
+    """The unclaimed, unexpired, unrefused provisioning request of this token, if any."""
     async with db.begin() as conn:
         req = (
             await conn.execute(
@@ -122,40 +135,77 @@ async def _claim(db: Database, token_hash: str) -> DeviceAuth | None:
                 )
             )
         ).first()
-        if req is None or req.claimed_at is not None or req.expires_at <= now:
-            return None
+    if (
+        req is None
+        or req.claimed_at is not None
+        or req.refused_reason is not None
+        or req.expires_at <= time.time()
+    ):
+        return None
+    return PendingClaim(
+        req.id, req.org_id, req.template_id, req.user_id, token_hash, req.token_last4
+    )
+
+
+async def commit_claim(
+    db: Database, pending: PendingClaim, reported_template: str | None
+) -> DeviceAuth | None:
+    """Claim: the request is marked claimed and the device created, in one transaction. None
+    when another login won the token meanwhile (or it was refused)."""
+    now = time.time()
+    async with db.begin() as conn:
         # Only one of two racing first logins may win the token.
         won = await conn.execute(
             update(provisioning_requests)
             .where(
-                provisioning_requests.c.id == req.id, provisioning_requests.c.claimed_at.is_(None)
+                provisioning_requests.c.id == pending.request_id,
+                provisioning_requests.c.claimed_at.is_(None),
+                provisioning_requests.c.refused_reason.is_(None),
             )
             .values(claimed_at=now)
         )
         if won.rowcount != 1:
             return None
         template_name = await conn.scalar(
-            select(templates.c.name).where(templates.c.id == req.template_id)
+            select(templates.c.name).where(templates.c.id == pending.template_id)
         )
         result = await conn.execute(
             devices.insert().values(
-                org_id=req.org_id,
-                template_id=req.template_id,
-                name=f"{template_name} {req.token_last4}",
-                token_hash=token_hash,
-                token_last4=req.token_last4,
+                org_id=pending.org_id,
+                template_id=pending.template_id,
+                name=f"{template_name} {pending.token_last4}",
+                token_hash=pending.token_hash,
+                token_last4=pending.token_last4,
                 created_at=now,
-                created_by=req.user_id,
+                created_by=pending.user_id,
                 info="{}",
+                reported_template=reported_template,
             )
         )
         device_id = inserted_id(result)
         await conn.execute(
             update(provisioning_requests)
-            .where(provisioning_requests.c.id == req.id)
+            .where(provisioning_requests.c.id == pending.request_id)
             .values(device_id=device_id)
         )
-    return DeviceAuth(device_id, req.org_id, req.template_id, None, req.id)
+    return DeviceAuth(
+        device_id, pending.org_id, pending.template_id, None, pending.request_id, None
+    )
+
+
+async def refuse_claim(db: Database, pending: PendingClaim, reason: str) -> bool:
+    """Refuse the token's claim for good (its later logins get 9); False if already decided."""
+    async with db.begin() as conn:
+        result = await conn.execute(
+            update(provisioning_requests)
+            .where(
+                provisioning_requests.c.id == pending.request_id,
+                provisioning_requests.c.claimed_at.is_(None),
+                provisioning_requests.c.refused_reason.is_(None),
+            )
+            .values(refused_reason=reason[:200])
+        )
+    return bool(result.rowcount == 1)
 
 
 async def clear_presence(db: Database, node: str) -> int:

@@ -96,6 +96,8 @@ class DeviceConnection(asyncio.Protocol):
         self.paused = False
         self.held: list[Frame] = []  # frames that arrived while the login was being checked
         self.meta: dict[str, str] = {}  # the device's INTERNAL meta, as stored
+        self.arrived: asyncio.Future[None] | None = None  # wakes a claim waiting for the info
+        self.answered = False  # the login was answered (a claim answers before deciding)
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -118,12 +120,18 @@ class DeviceConnection(asyncio.Protocol):
                 return
             if self.state is State.LOGGING_IN:
                 self.held.append(frame)
+                self._wake()
             else:
                 self.handle(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = State.CLOSED
+        self._wake()
         self.gw.forget(self)
+
+    def _wake(self) -> None:
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(None)
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -364,6 +372,9 @@ class Gateway:
         self.node = settings.node_id
         # The time zone INTERNAL ``utc`` answers in: the cloud keeps no per-device zone yet.
         self.time_zone = "UTC"
+        # How long a provisioning token's first login waits for the device's info (its template)
+        # before the claim is decided without it.
+        self.claim_info_timeout = 3.0
         self.connections: set[DeviceConnection] = set()
         self.sessions: dict[int, DeviceConnection] = {}
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
@@ -427,15 +438,29 @@ class Gateway:
         token = frame.body.strip()
         try:
             auth = await self.logins.authenticate(token)
+            if isinstance(auth, devices.PendingClaim):
+                auth = await self._claim(conn, frame, auth, token)
+                if auth is None:
+                    return  # refused, or the connection went before the device reported
+                answered = True
+            else:
+                answered = False
         except DatabaseUnavailable as exc:
             log.warning("%s: login refused, database unavailable: %s", conn.address, exc)
-            conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
+            if not conn.answered:  # (a claim answered 200 already: just close)
+                conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
             conn.close(None)
             return
         except Exception:
             log.exception("%s: login failed", conn.address)
-            conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
+            if not conn.answered:
+                conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
             conn.close(None)
+            return
+        if auth is not None and auth.claimed_request is not None and conn.state is State.CLOSED:
+            # The claim is committed even though its connection went meanwhile: say so, or
+            # a provisioner's long poll would wait for nothing.
+            await self._announce_claim(auth)
             return
         if conn.state is State.CLOSED:
             return
@@ -470,7 +495,8 @@ class Gateway:
             conn.token_last4,
             " claimed a provisioning token" if auth.claimed_request else "",
         )
-        conn.respond(frame.msg_id, Status.OK)
+        if not answered:
+            conn.respond(frame.msg_id, Status.OK)
         if auth.claimed_request is not None:
             # Announce the claim only once the device shows online, so that a provisioner
             # woken by it can use the device at once.
@@ -482,6 +508,71 @@ class Gateway:
             if conn.state is State.CLOSED:
                 break
             conn.handle(early)
+
+    async def _claim(
+        self, conn: DeviceConnection, frame: Frame, pending: devices.PendingClaim, token: bytes
+    ) -> devices.DeviceAuth | None:
+        """Decide a provisioning token's claim with the device's info message.
+
+        The firmware reports its template (INTERNAL ``tmpl``) only after the login is answered,
+        so the login is answered 200 and the claim waits (up to ``claim_info_timeout``) for the
+        info. Another template than the token's: the claim is refused for good (the info is
+        answered 9 and the connection closed; every later login with the token gets 9) and
+        the request says why. No ``tmpl`` (libraries without a template), or no info in time
+        on a live connection: claimed. The connection gone before its info: nothing decided.
+        """
+        conn.respond(frame.msg_id, Status.OK)
+        conn.answered = True
+        info_frame = await self._await_info(conn)
+        reported: str | None = None
+        if info_frame is not None:
+            reported = blynk.parse_info(info_frame.text_args()).get("template_id") or None
+        elif conn.state is State.CLOSED:
+            return None
+        if reported is not None and reported != pending.template_id:
+            reason = (
+                f"the device's firmware reports template {reported[:40]}, "
+                f"not the token's {pending.template_id}"
+            )
+            if await devices.refuse_claim(self.db, pending, reason):
+                log.info("%s: claim refused: %s", conn.address, reason)
+                await self.bus.publish(claimed_subject(pending.request_id), {"refused": reason})
+            if info_frame is not None:
+                conn.held.remove(info_frame)
+                conn.respond(info_frame.msg_id, Status.INVALID_TOKEN)
+            conn.close(None)
+            return None
+        auth = await devices.commit_claim(self.db, pending, reported[:32] if reported else None)
+        if auth is None:  # another login won the token: it is that device's token now
+            found = await self.logins.authenticate(token)
+            if not isinstance(found, devices.DeviceAuth):
+                conn.close("lost the provisioning token to another login")
+                return None
+            auth = found
+        return auth
+
+    async def _await_info(self, conn: DeviceConnection) -> Frame | None:
+        """The info message among the frames held since the login, waiting for it (bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.claim_info_timeout
+        while True:
+            for held in conn.held:
+                if held.command == Command.INTERNAL:
+                    try:
+                        if blynk.is_info(held.text_args()):
+                            return held
+                    except (blynk.ProtocolError, ValueError):
+                        continue
+            left = deadline - loop.time()
+            if left <= 0 or conn.state is State.CLOSED:
+                return None
+            conn.arrived = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.arrived), left)
+            except TimeoutError:
+                pass
+            finally:
+                conn.arrived = None
 
     async def _announce_claim(self, auth: devices.DeviceAuth) -> None:
         try:

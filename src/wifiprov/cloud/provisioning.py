@@ -64,6 +64,8 @@ async def request_token(
 def _status(row: Any, now: float) -> dict[str, Any]:
     if row.claimed_at is not None:
         state = "claimed"
+    elif row.refused_reason is not None:
+        state = "refused"  # a device tried and was refused (refused_reason says why)
     elif row.expires_at <= now:
         state = "expired"
     else:
@@ -77,6 +79,7 @@ def _status(row: Any, now: float) -> dict[str, Any]:
         "created_at": row.created_at,
         "expires_at": row.expires_at,
         "claimed_at": row.claimed_at,
+        "refused_reason": row.refused_reason,
     }
 
 
@@ -92,7 +95,8 @@ async def get_request(db: Database, who: Principal, request_id: int) -> dict[str
 async def wait_for_claim(
     db: Database, bus: Bus, who: Principal, request_id: int, timeout: float
 ) -> dict[str, Any]:
-    """Long-poll: return as soon as the request is claimed or expired, or after ``timeout``."""
+    """Long-poll: return as soon as the request is claimed, refused or expired, or after
+    ``timeout``."""
     claimed = asyncio.Event()
     sub = await bus.subscribe(claimed_subject(request_id), lambda _msg: claimed.set())
     try:
