@@ -212,7 +212,8 @@ def provision(
         _fail(str(exc))
         return
     if not json_events:
-        out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) is online.")
+        state = "is online" if result["online"] else "is named, but offline again"
+        out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) {state}.")
 
 
 RETRYABLE = {700, 701, 720, 722, 723}

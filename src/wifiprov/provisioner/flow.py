@@ -10,6 +10,7 @@ a ``ProvisioningFailed`` with what happened and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -311,16 +312,51 @@ class Provisioner:
                 raise ProvisioningFailed.from_code(int(status["last_error"]))
 
     async def wait_online(self, request: dict[str, Any], ap: str) -> int:
-        self.emit("wait", "waiting for the device to come online")
+        """Wait for the claim, then for the device to be online (both within ``online_timeout``,
+        with progress); say exactly what is known when it does not happen."""
+        self.emit("wait", "waiting for the device to take its token")
         deadline = time.monotonic() + self.online_timeout
+        device_id: int | None = None
         while (left := deadline - time.monotonic()) > 0:
             status = await self.cloud.wait_for_claim(request["id"], min(left, 30))
             if status["status"] == "claimed":
-                self.emit("online", "the device is online", device_id=status["device_id"])
-                return int(status["device_id"])
+                device_id = int(status["device_id"])
+                break
+            if status["status"] == "refused":
+                raise ProvisioningFailed(
+                    f"the cloud refused the device: {status.get('refused_reason')}",
+                    "provision it with its own template (--template), or flash the firmware "
+                    "of this template",
+                    703,
+                )
             if status["status"] == "expired":
                 break
-        raise await self.diagnose(ap)
+        if device_id is None:
+            raise await self.diagnose(ap)
+        self.emit("claimed", f"the device took its token (device {device_id})", device_id=device_id)
+        next_note = time.monotonic() + 5
+        while True:
+            device = await self.cloud.device(device_id)
+            if device["online"]:
+                self.emit("online", "the device is online", device_id=device_id)
+                return device_id
+            now = time.monotonic()
+            if now >= deadline:
+                raise ProvisioningFailed(
+                    f"the device took its token (device {device_id}) but is not online "
+                    f"after {self.online_timeout:.0f} s",
+                    "it may still be connecting: check `wifiprov devices`; if it stays offline, "
+                    "check its network and power",
+                )
+            if now >= next_note:
+                self.emit(
+                    "progress",
+                    f"device {device_id} took its token; waiting for it to be online "
+                    f"({deadline - now:.0f} s left)",
+                    device_id=device_id,
+                )
+                next_note = now + 5
+            await asyncio.sleep(min(0.5, max(0.0, deadline - now)))
 
     async def diagnose(self, ap: str) -> ProvisioningFailed:
         """The device did not come online: rejoin its AP and read why (``last_error``)."""
@@ -350,7 +386,8 @@ class Provisioner:
         if name is None:
             name = self.ask_text("Name the device", "--name", default=current["name"])
         device = await self.cloud.rename(device_id, name) if name != current["name"] else current
-        self.emit("done", f"device '{device['name']}' is online", device=device)
+        state = "is online" if device["online"] else "is named but went offline again"
+        self.emit("done", f"device '{device['name']}' {state}", device=device)
         return device
 
 
