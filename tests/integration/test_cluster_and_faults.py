@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import PASSWORD, PG_BASE, _pg_admin, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
@@ -25,6 +26,7 @@ from tests.integration.support import (
 )
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
+from wifiprov.cloud.db.schema import devices
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire.blynk import Command, Status
 
@@ -97,10 +99,28 @@ async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
 
             await until(online, 10)
             reply = await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "from A"})
-            assert reply.json()["delivered"] is True
+            # Delivered: node B, holding the connection, acknowledged it over NATS.
+            assert reply.json()["delivered"] is True and reply.json()["node"] == "node-b"
             frame = await device.recv()
             assert frame is not None and frame.command == Command.HARDWARE
             assert frame.body == b"vw\x001\x00from A"
+            # The database says online on a node that is gone: no node acknowledges it.
+            db = Database(pg_db)
+            async with db.begin() as conn:
+                await conn.execute(
+                    update(devices).where(devices.c.id == device_id).values(online_node="node-gone")
+                )
+            await db.close()
+            device.close()
+
+            async def gone() -> bool:
+                reply = await api.put(f"/api/devices/{device_id}/pins/2", json={"value": "x"})
+                return reply.json()["delivery"] == "offline"
+
+            await until(gone, 10)
+            assert (await api.post(f"/api/devices/{device_id}/reconfigure")).status_code == 409
+            device = await RawDevice.connect(gateway_b)
+            assert await device.login(request["token"]) == Status.OK
             # A second login on node A replaces the connection held by node B.
             again = await RawDevice.connect(nodes[0][2])
             assert await again.login(request["token"]) == Status.OK

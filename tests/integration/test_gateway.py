@@ -407,3 +407,37 @@ async def test_a_device_whose_firmware_template_changed_is_flagged(cloud: Runnin
 
         await until(flagged)  # ...but flagged
     again.close()
+
+
+async def test_delivered_only_when_a_live_connection_took_it(cloud: RunningCloud) -> None:
+    from sqlalchemy import update
+
+    from wifiprov.cloud.db.schema import devices
+
+    device_id, _, dev = await online_device(cloud)
+    async with cloud.client(cloud.owner_token) as api:
+        reply = (await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "on"})).json()
+        assert (reply["delivered"], reply["delivery"]) == (True, "delivered")
+        assert reply["node"] == cloud.cloud.settings.node_id
+        assert (await dev.recv()).body == b"vw\x001\x00on"  # type: ignore[union-attr]
+        dev.close()
+
+        async def offline() -> bool:
+            return not (await api.get(f"/api/devices/{device_id}")).json()["online"]
+
+        await until(offline)
+        # Presence a dead node left behind: the database says online, no connection exists.
+        async with cloud.cloud.db.begin() as conn:
+            await conn.execute(
+                update(devices).where(devices.c.id == device_id).values(online_node="gone")
+            )
+        reply = (await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "off"})).json()
+        assert (reply["delivered"], reply["delivery"]) == (False, "offline")
+        assert "stored" in reply["message"]
+        assert (await api.get(f"/api/devices/{device_id}/pins")).json()["V1"] == ["off"]
+        reply = await api.post(f"/api/devices/{device_id}/reconfigure")
+        assert reply.status_code == 409 and "offline" in reply.json()["message"]
+        reply = await api.post(
+            f"/api/devices/{device_id}/redirect", json={"host": "other.example", "port": 8442}
+        )
+        assert reply.status_code == 409 and "offline" in reply.json()["message"]

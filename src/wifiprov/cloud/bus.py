@@ -2,7 +2,9 @@
 
 Messages are small JSON objects on a few subjects:
 - ``DEVICE_COMMANDS``: ``{"device_id", "kind", "args"}``; the node holding the device acts on it
-  (kinds: hardware, internal, redirect, disconnect, erased);
+  (kinds: hardware, internal, redirect, disconnect, erased). Sent as a *request* for what goes
+  to the device: only the node holding a live connection replies ``{"node", "delivered"}``, so
+  no reply within the timeout means no live connection took it;
 - ``DEVICE_LOGINS``: ``{"device_id", "node"}``; other nodes drop an older connection of that device;
 - ``claimed_subject(request_id)``: ``{"device_id"}`` when a provisioning token claims its device.
 """
@@ -10,6 +12,7 @@ Messages are small JSON objects on a few subjects:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +24,8 @@ DEVICE_COMMANDS = "wifiprov.device.commands"
 DEVICE_LOGINS = "wifiprov.device.logins"
 
 Message = dict[str, Any]
-Handler = Callable[[Message], Awaitable[None] | None]
+# A handler may return a Message: the reply to a ``request`` (ignored for ``publish``).
+Handler = Callable[[Message], Awaitable[Message | None] | Message | None]
 
 
 def claimed_subject(request_id: int) -> str:
@@ -36,17 +40,23 @@ class Bus(Protocol):
     shared: bool  # whether other processes see what is published
 
     async def publish(self, subject: str, message: Message) -> None: ...
+    async def request(self, subject: str, message: Message, timeout: float) -> Message | None:
+        """The first handler's reply within ``timeout`` seconds, or None (nobody replied)."""
+        ...
+
     async def subscribe(self, subject: str, handler: Handler) -> Subscription: ...
     async def close(self) -> None: ...
 
 
-async def _call(handler: Handler, message: Message) -> None:
+async def _call(handler: Handler, message: Message) -> Message | None:
     try:
         result = handler(message)
-        if result is not None:
-            await result
+        if inspect.isawaitable(result):
+            result = await result
+        return result if isinstance(result, dict) else None
     except Exception:
         log.exception("bus handler failed")
+        return None
 
 
 class _LocalSubscription:
@@ -70,6 +80,13 @@ class LocalBus:
     async def publish(self, subject: str, message: Message) -> None:
         for handler in list(self.handlers.get(subject, ())):
             asyncio.get_running_loop().create_task(_call(handler, message))
+
+    async def request(self, subject: str, message: Message, timeout: float) -> Message | None:
+        for handler in list(self.handlers.get(subject, ())):
+            reply = await _call(handler, message)
+            if reply is not None:
+                return reply
+        return None
 
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
         self.handlers.setdefault(subject, []).append(handler)
@@ -98,6 +115,22 @@ class NatsBus:
     async def publish(self, subject: str, message: Message) -> None:
         await self._nc.publish(f"{self._ns}.{subject}", json.dumps(message).encode())
 
+    async def request(self, subject: str, message: Message, timeout: float) -> Message | None:
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        try:
+            msg = await self._nc.request(
+                f"{self._ns}.{subject}", json.dumps(message).encode(), timeout=timeout
+            )
+        except (NatsTimeout, NoRespondersError, TimeoutError):
+            return None
+        try:
+            reply = json.loads(msg.data)
+        except ValueError:
+            return None
+        return reply if isinstance(reply, dict) else None
+
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
         async def on_msg(msg: Any) -> None:
             try:
@@ -105,7 +138,9 @@ class NatsBus:
             except ValueError:
                 log.warning("dropped a malformed bus message on %s", subject)
                 return
-            await _call(handler, message)
+            reply = await _call(handler, message)
+            if reply is not None and msg.reply:
+                await self._nc.publish(msg.reply, json.dumps(reply).encode())
 
         sub = await self._nc.subscribe(f"{self._ns}.{subject}", cb=on_msg)
         # Make sure the server has the subscription before anyone relies on it.

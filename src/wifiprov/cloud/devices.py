@@ -287,18 +287,57 @@ async def rename(db: Database, who: Principal, device_id: int, name: str) -> dic
 
 
 async def _command(bus: Bus, device_id: int, kind: str, *args: str | int) -> None:
+    """A command every node acts on (erased, deleted): nothing is sent to the device."""
     await bus.publish(DEVICE_COMMANDS, {"device_id": device_id, "kind": kind, "args": list(args)})
 
 
-async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
-    """Tell an online device to re-enter provisioning, as Blynk's console does (INTERNAL dbg)."""
+# How long a node holding the device has to say it delivered a message (over NATS a round trip;
+# shorter when the database says the device is offline, in case a login is not written yet).
+DELIVERY_TIMEOUT = 1.0
+DELIVERY_TIMEOUT_OFFLINE = 0.25
+
+
+async def _deliver(bus: Bus, row: Any, kind: str, *args: str | int) -> dict[str, Any]:
+    """Send a message to the device through the node holding its live connection, and say what
+    happened, in the shape every route uses: ``delivered`` (true only when a live connection
+    took the message), ``delivery`` ("delivered", "offline" or "refused"), ``node`` and
+    ``message`` in words."""
+    timeout = DELIVERY_TIMEOUT if row.online_node is not None else DELIVERY_TIMEOUT_OFFLINE
+    message = {"device_id": row.id, "kind": kind, "args": list(args)}
+    reply = await bus.request(DEVICE_COMMANDS, message, timeout)
+    if reply is None:
+        return {
+            "delivered": False,
+            "delivery": "offline",
+            "node": None,
+            "message": "the device is offline: no live connection took the message",
+        }
+    if not reply.get("delivered"):
+        return {
+            "delivered": False,
+            "delivery": "refused",
+            "node": reply.get("node"),
+            "message": "the device's connection could not take the message (too large for it)",
+        }
+    return {
+        "delivered": True,
+        "delivery": "delivered",
+        "node": reply.get("node"),
+        "message": "sent on the device's live connection",
+    }
+
+
+async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) -> dict[str, Any]:
+    """Tell an online device to re-enter provisioning, as Blynk's console does (INTERNAL dbg).
+    Nothing is kept for later: not delivered is a Conflict."""
     row = await _row(db, who, device_id, "manage")
-    if row.online_node is None:
+    delivery = await _deliver(bus, row, "internal", "dbg", RECONFIGURE)
+    if not delivery["delivered"]:
         raise Conflict(
-            "the device is offline: it can only be told to reconfigure while online "
+            f"{delivery['message']}: it can only be told to reconfigure while online "
             "(hold its reset button for 10 s instead)"
         )
-    await _command(bus, device_id, "internal", "dbg", RECONFIGURE)
+    return {"sent": RECONFIGURE, **delivery}
 
 
 async def erase(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
@@ -376,10 +415,15 @@ async def write_pin_of(
     )
     async with db.begin() as conn:
         await conn.execute(stmt)
-    # Published even when the database says offline: presence is written a moment after a login,
+    # Sent even when the database says offline: presence is written a moment after a login,
     # and the node holding the device (if any) delivers it.
-    await _command(bus, row.id, "hardware", "vw", pin, *values)
-    return {"pin": f"V{pin}", "value": values, "delivered": row.online_node is not None}
+    delivery = await _deliver(bus, row, "hardware", "vw", pin, *values)
+    if delivery["delivery"] == "offline":
+        delivery["message"] = (
+            "the device is offline: the value is stored, and the device gets it when it asks "
+            "for its values (sync) after connecting"
+        )
+    return {"pin": f"V{pin}", "value": values, **delivery}
 
 
 async def device_by_token(db: Database, hasher: TokenHasher, token: str) -> Any:
@@ -397,9 +441,11 @@ async def device_by_token(db: Database, hasher: TokenHasher, token: str) -> Any:
 
 async def redirect(
     db: Database, bus: Bus, who: Principal, device_id: int, host: str, port: int
-) -> None:
-    """Send an online device to another gateway (Blynk's REDIRECT ``host\\0port``)."""
+) -> dict[str, Any]:
+    """Send an online device to another gateway (Blynk's REDIRECT ``host\\0port``); not
+    delivered (nothing is kept for later) is a Conflict."""
     row = await _row(db, who, device_id, "manage")
-    if row.online_node is None:
-        raise Conflict("the device is offline; it can only be redirected while online")
-    await _command(bus, device_id, "redirect", host, port)
+    delivery = await _deliver(bus, row, "redirect", host, port)
+    if not delivery["delivered"]:
+        raise Conflict(f"{delivery['message']}: it can only be redirected while online")
+    return {"host": host, "port": port, **delivery}

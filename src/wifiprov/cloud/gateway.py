@@ -269,7 +269,7 @@ class DeviceConnection(asyncio.Protocol):
             )
             return False
         self.send(blynk.encode_body(command, self.next_id(), body))
-        return True
+        return self.state is not State.CLOSED  # (a full send buffer closes it)
 
 
 _HANDLERS: dict[int, Callable[[DeviceConnection, Frame], None]] = {
@@ -351,6 +351,13 @@ def _offset_changes(zone: zoneinfo.ZoneInfo, now: float, count: int) -> list[tup
         found.append((int(hi), current))
         t = hi
     return found
+
+
+_COMMANDS = {
+    "hardware": Command.HARDWARE,
+    "internal": Command.INTERNAL,
+    "redirect": Command.REDIRECT,
+}
 
 
 class Gateway:
@@ -606,25 +613,26 @@ class Gateway:
                     conn.send(blynk.encode_body(Command.HARDWARE, msg_id, body))
 
     # --- the bus ---
-    async def on_command(self, msg: Message) -> None:
+    async def on_command(self, msg: Message) -> Message | None:
+        """Act on a command for a device; reply (to a request) only when holding its live
+        connection: ``{"node", "delivered"}``, delivered meaning the connection took it."""
         device_id = int(msg["device_id"])
         kind = msg["kind"]
         if kind in ("erased", "deleted"):
             self.writer.drop_device(device_id)
         conn = self.sessions.get(device_id)
-        if conn is None:
-            return
+        if conn is None or conn.state is not State.ONLINE:
+            return None
         args = list(msg.get("args", []))
-        if kind == "hardware":
-            conn.deliver(Command.HARDWARE, args)
-        elif kind == "internal":
-            conn.deliver(Command.INTERNAL, args)
-        elif kind == "redirect":
-            conn.deliver(Command.REDIRECT, args)
+        delivered = False
+        if kind in _COMMANDS:
+            delivered = conn.deliver(_COMMANDS[kind], args)
         elif kind == "deleted":
             conn.close("device deleted")
         elif kind == "disconnect":
             conn.close("disconnected by the cloud")
+            delivered = True
+        return {"node": self.node, "delivered": delivered}
 
     async def on_login_elsewhere(self, msg: Message) -> None:
         if msg.get("node") == self.node:
