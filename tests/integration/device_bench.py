@@ -98,6 +98,23 @@ class Bench:
             while self.agent.state not in states:
                 await asyncio.sleep(0.01)
 
+    def mark(self) -> int:
+        """A point in the agent's state history, for ``went_through``."""
+        assert self.agent is not None
+        return len(self.agent.machine.ctx.history)
+
+    async def went_through(self, *states: State, since: int = 0, timeout: float = 15) -> None:
+        """Wait until the agent has entered ``states`` in this order (not necessarily one right
+        after the other) since ``since``: a state may last too short a time for polling."""
+        wanted = [s.value for s in states]
+        async with asyncio.timeout(timeout):
+            while True:
+                assert self.agent is not None
+                seen = iter(self.agent.machine.ctx.history[since:])
+                if all(state in seen for state in wanted):  # a subsequence, in order
+                    return
+                await asyncio.sleep(0.01)
+
     async def committed(self) -> StoredConfig:
         """The stored configuration once one has been committed (the store is written just
         after the state turns RUNNING)."""

@@ -37,9 +37,8 @@ async def test_unverified_saved_config_is_retried_with_the_ap_open_until_it_work
     stored = bench.store.load().config
     assert not stored.is_configured and stored.candidate is not None
     # It keeps trying, the AP open all along.
-    await bench.state(State.CONNECTING_NET)
+    await bench.went_through(State.CONNECTING_NET, State.WAIT_CONFIG, since=bench.mark())
     assert bench.air.ap(DEVICE) is not None
-    await bench.state(State.WAIT_CONFIG)
     # A restart (or a power cut) does not close the AP on it either.
     await bench.stop()
     bench.start()
@@ -324,8 +323,7 @@ async def test_kill_and_restart_in_every_state(bench: Bench, silent_cloud: int) 
     await send(config_query(tokens[0]["token"], password=WRONG, save="1"))  # unverified
     await b.radio.joining.wait()
     await restart()  # CONNECTING_NET with an unverified config: tried again, AP open
-    await b.state(State.CONNECTING_NET)
-    await b.state(State.WAIT_CONFIG)
+    await b.went_through(State.CONNECTING_NET, State.WAIT_CONFIG)
     await restart()  # WAIT_CONFIG between attempts of the unverified config
     await send(config_query(tokens[1]["token"], host="127.0.0.1", port=str(silent_cloud), save="1"))
     await b.state(State.CONNECTING_CLOUD)
