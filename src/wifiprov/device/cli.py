@@ -55,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "firmware_version": "0.1.0",
     "board": "Linux",
     "radio": "sim",
-    "device_id": "device",
+    # No "device_id": a sim device started without one takes the first free "device",
+    # "device-2" ... of its air, so two of them never share a name, a MAC or an AP name.
     "store": "wifiprov-device.json",
     # No "host": without one, /config (or the setup link) must name the cloud. Edgent's default,
     # blynk.cloud, would send a token typed by hand to Blynk's commercial cloud.
@@ -106,7 +107,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board")
     p.add_argument("--radio", choices=["sim", "nm"], help="radio backend (default sim)")
     p.add_argument("--air", type=Path, help="sim: the air's folder")
-    p.add_argument("--device-id", help="sim: this device's name in the air")
+    p.add_argument(
+        "--device-id",
+        help="sim: this device's name in the air (default: the first free of device, device-2 ...)",
+    )
     p.add_argument("--mac", help="sim: the station MAC (it names the AP)")
     p.add_argument("--portal", help="sim: portal HOST:PORT (default: any free port)")
     p.add_argument("--interface", help="nm: the WiFi interface (default: the first one NM manages)")
@@ -243,12 +247,29 @@ def make_led(pin: int, pwm: bool) -> Any:
     return LED(pin)
 
 
+def _claim_sim_device(values: dict[str, Any]) -> dict[str, Any]:
+    """The first device id free in the sim air (held by a lock for the process's life); a
+    default store path takes the id too, so two devices in one folder keep their own."""
+    from wifiprov.sim.air import Air, default_directory
+
+    air = Air(values.get("air") or default_directory())
+    device_id, _held = air.claim_device("device")  # the descriptor stays open: the claim
+    if device_id != "device":
+        log.info("device 'device' is running in this air: this one is '%s'", device_id)
+    values = {**values, "device_id": device_id}
+    if values["store"] == DEFAULTS["store"] and device_id != "device":
+        values["store"] = f"wifiprov-{device_id}.json"
+    return values
+
+
 async def _run(values: dict[str, Any]) -> None:
     from wifiprov.device.agent import Agent
     from wifiprov.device.radio.base import make_radio
     from wifiprov.device.store import ConfigStore
     from wifiprov.sim.air import default_directory
 
+    if values["radio"] == "sim" and not values.get("device_id"):
+        values = _claim_sim_device(values)
     # Settings first: a mistake there is reported before any radio is touched.
     store_path = Path(values["store"]).expanduser()
     store_path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ see ``wifiprov.sim.watch``). The methods here do small synchronous file I/O.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -47,8 +48,18 @@ _Parse = Callable[[str, Mapping[str, Any]], _T]
 
 # `sec` values of Edgent's /wifi_scan.json (PROTOCOLS.md §1).
 SECURITIES = (
-    "OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA2 ENT", "WPA3", "WPA2+WPA3", "WAPI",
-    "OWE", "unknown",
+    "OPEN",
+    "WEP",
+    "WPA",
+    "WPA2",
+    "WPA+WPA2",
+    "WPA2-EAP",
+    "WPA2 ENT",
+    "WPA3",
+    "WPA2+WPA3",
+    "WAPI",
+    "OWE",
+    "unknown",
 )
 OPEN_SECURITIES = frozenset({"OPEN", "OWE"})  # no password
 AP_ADDRESS = "192.168.4.1"
@@ -310,6 +321,27 @@ class Air:
     def __repr__(self) -> str:
         return f"Air({str(self.directory)!r})"
 
+    # -- devices running in this air
+
+    def claim_device(self, preferred: str = "device", limit: int = 100) -> tuple[str, int]:
+        """A device id no running process holds in this air: ``preferred``, else
+        ``preferred-2``, ``-3`` ... Returns the id and a file descriptor whose lock (``flock``)
+        holds it until the process ends or closes it, so two sim devices started without ids
+        get their own name (and MAC, and AP name). A lock dies with its process: a crashed
+        device frees its id."""
+        folder = self.directory / "devices"
+        folder.mkdir(exist_ok=True)
+        for n in range(1, limit + 1):
+            name = check_name(preferred if n == 1 else f"{preferred}-{n}", "device id")
+            fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return name, fd
+        raise AirError(f"{limit} devices named like {preferred!r} are running in this air")
+
     # -- networks
 
     def add_network(
@@ -547,4 +579,3 @@ def _remove(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
-
