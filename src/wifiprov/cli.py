@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import getpass
 import logging
@@ -120,6 +121,18 @@ def cloud(
         float, typer.Option(help="seconds a provisioning token may claim a device")
     ] = 900,
     login_timeout: Annotated[float, typer.Option(help="seconds a connection has to log in")] = 5,
+    session_idle: Annotated[
+        float, typer.Option(help="seconds an API session may go unused before it ends")
+    ] = 7 * 24 * 3600,
+    session_lifetime: Annotated[
+        float, typer.Option(help="seconds an API session lasts after sign-in, used or not")
+    ] = 30 * 24 * 3600,
+    hash_workers: Annotated[
+        int, typer.Option(help="threads that check passwords (argon2), off the event loop")
+    ] = 1,
+    hash_queue: Annotated[
+        int, typer.Option(help="sign-ins that may wait for a password check; more get 429")
+    ] = 8,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start the HTTP API and the device gateway (SQLite by default, created on first start)."""
@@ -142,6 +155,10 @@ def cloud(
         login_timeout=login_timeout,
         public_port=public_port,
         public_port_ssl=public_port_ssl,
+        session_idle=session_idle,
+        session_lifetime=session_lifetime,
+        hash_workers=hash_workers,
+        hash_queue=hash_queue,
     )
     if db:
         settings.db_url = db
@@ -163,10 +180,7 @@ def cloud(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        fail(
-            f"cannot start the cloud: {exc}",
-            "is another process using that address? choose another with --http / --gateway",
-        )
+        fail(f"cannot start the cloud: {exc}", _bind_hint(exc))
     except Exception as exc:  # DatabaseUnavailable and friends: say it in words
         from wifiprov.cloud.db import DatabaseUnavailable
 
@@ -278,6 +292,22 @@ def demo(
         fail(f"cannot start the demo: {exc}", "choose other ports with --http / --gateway")
         return
     print(f"demo complete: '{result['device']['name']}' is online and answered '{result['V2']}'")
+
+
+def _bind_hint(exc: OSError) -> str:
+    """What to do about an address the cloud could not take."""
+    if exc.errno == errno.EACCES:
+        return (
+            "ports below 1024 need CAP_NET_BIND_SERVICE: give it to the service "
+            "(AmbientCapabilities=CAP_NET_BIND_SERVICE, see docs/provisioning.md) or use a port "
+            "from 1024 up, e.g. --gateway-tls 0.0.0.0:9443"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            "another process uses that address: choose another with "
+            "--http / --gateway / --gateway-tls"
+        )
+    return "check the addresses given with --http / --gateway / --gateway-tls"
 
 
 def _request(method: str, cloud: str, path: str, token: str | None = None, **kw: Any) -> Any:

@@ -489,4 +489,6 @@ def test_as_nobody_on_443_without_the_capability_it_says_why(
     assert proc.returncode == 1, out
     assert "error: cannot start the cloud:" in said
     assert "('0.0.0.0', 443): permission denied" in said.lower(), out
+    assert "ports below 1024 need CAP_NET_BIND_SERVICE" in said, out  # the real cause
+    assert "another process" not in said
     assert "Traceback" not in out

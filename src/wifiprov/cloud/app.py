@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from wifiprov.cloud import devices
+from wifiprov.cloud import accounts, devices
 from wifiprov.cloud.api import create_app
 from wifiprov.cloud.bus import Bus, make_bus
 from wifiprov.cloud.db import Database
@@ -66,6 +66,7 @@ class Cloud:
     @classmethod
     async def open(cls, settings: CloudSettings) -> Cloud:
         db = Database(settings.db_url)
+        accounts.configure(db, settings)  # session lifetimes, the password-hashing pool
         await db.migrate()
         hasher = await TokenHasher.load(db)
         bus = await make_bus(settings.bus_url, namespace=f"wifiprov-{hasher.cloud_id}")

@@ -68,15 +68,46 @@ class LoginThrottle:
         return True
 
     def failed(self, address: str, now: float) -> bool:
-        """Record a failure; True when it makes the address blocked (log it once)."""
+        """Record a failure; True only for the one that blocks the address (log it once per
+        block: failures of logins already in flight when it was blocked add nothing)."""
+        was = self.blocked(address, now)
         failures = self._failures.setdefault(address, deque(maxlen=self.limit))
         failures.append(now)
-        return len(failures) == self.limit and now - failures[0] <= self.window
+        return not was and self.blocked(address, now)
 
     def prune(self, now: float) -> None:
         stale = [a for a, f in self._failures.items() if not f or now - f[-1] > self.window]
         for address in stale:
             del self._failures[address]
+
+
+class FailedLogins:
+    """Logins with an invalid token, counted and logged as one summary line at most every
+    ``interval`` seconds (a flood of bad tokens must not flood the log)."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.count = 0
+        self.addresses: set[str] = set()
+        self._since: float | None = None
+
+    def add(self, address: str) -> None:
+        self.count += 1
+        self.addresses.add(address)
+
+    def report(self, now: float) -> None:
+        if self._since is None:
+            self._since = now
+        if not self.count or now - self._since < self.interval:
+            return
+        log.info(
+            "%d failed device login(s) (invalid token) in the last %.0f s from %d address(es): %s",
+            self.count,
+            now - self._since,
+            len(self.addresses),
+            ", ".join(sorted(self.addresses)[:5]) + (" ..." if len(self.addresses) > 5 else ""),
+        )
+        self.count, self.addresses, self._since = 0, set(), now
 
 
 class DeviceConnection(asyncio.Protocol):
@@ -385,6 +416,7 @@ class Gateway:
         self.connections: set[DeviceConnection] = set()
         self.sessions: dict[int, DeviceConnection] = {}
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
+        self.failed_logins = FailedLogins()
         self.logins = devices.DeviceLogins(db, hasher, bus)
         self.servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -479,7 +511,7 @@ class Gateway:
                     self.throttle.limit,
                     self.throttle.window,
                 )
-            log.info("%s: login with an invalid token", conn.address)
+            self.failed_logins.add(conn.address)  # counted; the sweeper logs a summary
             conn.respond(frame.msg_id, Status.INVALID_TOKEN)
             conn.close(None)
             return
@@ -667,3 +699,4 @@ class Gateway:
             if write_seen:
                 last_seen_write = now
                 self.throttle.prune(now)
+            self.failed_logins.report(now)
