@@ -268,6 +268,14 @@ def demo(
         "127.0.0.1:0"
     ),
     gateway: Annotated[str, typer.Option(help="device gateway address")] = "127.0.0.1:0",
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="keep the demo's temporary folder (the cloud's database, the air, the device's "
+            "store: it holds a token and a WiFi password); removed by default",
+        ),
+    ] = False,
 ) -> None:
     """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
     from wifiprov.demo import FAILURES, run_demo
@@ -286,6 +294,7 @@ def demo(
                 _address(http, 0, "--http") or ("127.0.0.1", 0),
                 _address(gateway, 0, "--gateway") or ("127.0.0.1", 0),
                 failure,
+                keep=keep,
             )
         )
     except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,33 @@ async def run_demo(
     gateway: tuple[str, int] = ("127.0.0.1", 0),
     fail: str | None = None,
     workdir: Path | None = None,
+    keep: bool = False,
 ) -> dict[str, Any]:
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))
+    """The whole flow. Without ``workdir`` it works in a new private temporary folder (0700),
+    removed at the end unless ``keep``: it holds a device token and a WiFi password."""
+    if workdir is not None:
+        return await _run_demo(say, http, gateway, fail, workdir)
+    temporary = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))  # mode 0700
+    try:
+        return await _run_demo(say, http, gateway, fail, temporary)
+    finally:
+        if keep:
+            say(
+                f"kept {temporary} (--keep): it holds the device's token and the WiFi password; "
+                "delete it when you are done"
+            )
+        else:
+            shutil.rmtree(temporary, ignore_errors=True)
+            say(f"removed {temporary} (give --keep to look at the cloud's database and the air)")
+
+
+async def _run_demo(
+    say: Callable[[str], None],
+    http: tuple[str, int],
+    gateway: tuple[str, int],
+    fail: str | None,
+    workdir: Path,
+) -> dict[str, Any]:
     password = secrets.token_urlsafe(9)
     settings = CloudSettings(
         db_url=str(workdir / "cloud.sqlite3"), http=http, gateway=gateway, public_host="127.0.0.1"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import socket
 import stat
 import sys
@@ -162,6 +164,25 @@ async def test_demo_runs_the_whole_flow() -> None:
     assert "the device is connected to the cloud" in out
     assert "the device answered on V2: 'brightness is 80'" in out
     assert out.strip().endswith("is online and answered 'brightness is 80'")
+    # Nothing left behind: the folder held the device's token and the WiFi password.
+    folder = re.search(r"removed (\S+) \(give --keep", out)
+    assert folder is not None, out
+    assert not Path(folder.group(1)).exists()
+
+
+async def test_demo_keep_keeps_its_private_folder() -> None:
+    code, out = await run("demo", "--keep")
+    assert code == 0, out
+    found = re.search(r"kept (\S+) \(--keep\)", out)
+    assert found is not None, out
+    folder = Path(found.group(1))
+    try:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert (folder / "device.json").exists() and (folder / "cloud.sqlite3").exists()
+        assert stat.S_IMODE((folder / "cloud.sqlite3").stat().st_mode) == 0o600
+        assert stat.S_IMODE((folder / "device.json").stat().st_mode) == 0o600
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize(
