@@ -7,6 +7,8 @@ import errno
 import functools
 import getpass
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,16 +62,21 @@ def _address(value: str | None, default_port: int, what: str) -> tuple[str, int]
         raise
 
 
-def _read_password(password_file: Path | None, confirm: bool) -> str:
+def _read_password(password_file: Path | None, confirm: bool, min_length: int = 0) -> str:
     if password_file is not None:
         try:
-            return password_file.read_text().rstrip("\n")
+            password = password_file.read_text().rstrip("\n")
         except OSError as exc:
             fail(f"cannot read the password file: {exc}")
-    if not sys.stdin.isatty():
+            raise
+    elif not sys.stdin.isatty():
         fail("no password given", "pass --password-file FILE when not running interactively")
-    password = getpass.getpass("Password: ")
-    if confirm and getpass.getpass("Again: ") != password:
+        raise typer.Exit(1)
+    else:
+        password = getpass.getpass("Password: ")
+    if len(password) < min_length:  # said before asking for it twice
+        fail(f"the password must have at least {min_length} characters")
+    if confirm and password_file is None and getpass.getpass("Again: ") != password:
         fail("the passwords differ")
     return password
 
@@ -166,10 +173,28 @@ def cloud(
         settings.public_host = public_host
     settings.node_id = node_id or stable_node_id(settings)
 
+    problem = _db_problem(settings.db_url)
+    if problem:
+        fail(problem, "give --db a file in a folder you can write, or a postgresql:// URL")
+
     async def main() -> None:
-        cloud = await Cloud.open(settings)
+        try:
+            cloud = await Cloud.open(settings)
+        except OSError as exc:
+            fail(
+                f"cannot open the database {_safe_url(settings.db_url)}: {exc}",
+                "give --db a file in a folder you can write, or a postgresql:// URL",
+            )
+            return
+        ready = asyncio.Event()
         # SIGTERM and SIGINT close the gateway, write its devices offline, and exit 0.
-        await cloud.serve(handle_signals=True)
+        serving = asyncio.create_task(cloud.serve(ready, handle_signals=True))
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if ready.is_set():
+            await _say_where(cloud)
+        await serving
 
     try:
         # uvloop: the gateway's accept/read/write path costs about 40% less CPU than on asyncio's
@@ -180,13 +205,17 @@ def cloud(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        fail(f"cannot start the cloud: {exc}", _bind_hint(exc))
+        fail(f"cannot start the cloud: {exc}", _bind_hint(exc, settings))
     except Exception as exc:  # DatabaseUnavailable and friends: say it in words
         from wifiprov.cloud.db import DatabaseUnavailable
 
         if isinstance(exc, DatabaseUnavailable):
             fail(f"cannot reach the database: {exc}", "check --db and that the server is running")
         raise
+
+
+class AlreadyInitialised(Exception):
+    """``cloud init`` on a database that has an owner."""
 
 
 @cloud_app.command("init")
@@ -199,18 +228,44 @@ def cloud_init(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Create the first user and their organization (the user becomes its owner)."""
+    """Create the first user and their organization (the user becomes its owner). Everything
+    is checked before anything is created; a cloud that has an owner already is refused (add
+    people with `wifiprov members invite`)."""
+    from sqlalchemy import select
+
     from wifiprov.cloud import accounts
     from wifiprov.cloud.db import Database, DatabaseUnavailable
+    from wifiprov.cloud.db.schema import memberships, users
     from wifiprov.cloud.errors import CloudError
     from wifiprov.cloud.settings import default_db_url
 
-    password = _read_password(password_file, confirm=True)
+    if not accounts.EMAIL.fullmatch(email.strip().lower()):
+        fail(f"'{email}' is not an e-mail address")
+    if not org.strip() or len(org) > 100:
+        fail("the organization needs a name of 1 to 100 characters")
+    try:
+        accounts.check_prefix(hotspot_prefix)
+    except CloudError as exc:
+        fail(exc.message)
+    url = db or default_db_url()
+    problem = _db_problem(url)
+    if problem:
+        fail(problem, "give --db a file in a folder you can write, or a postgresql:// URL")
+    password = _read_password(password_file, confirm=True, min_length=accounts.MIN_PASSWORD)
 
     async def main() -> int:
-        database = Database(db or default_db_url())
+        database = Database(url)
         try:
             await database.migrate()
+            async with database.begin() as conn:
+                owner = await conn.scalar(
+                    select(users.c.email)
+                    .join(memberships, memberships.c.user_id == users.c.id)
+                    .where(memberships.c.role == "owner")
+                    .limit(1)
+                )
+            if owner is not None:
+                raise AlreadyInitialised(owner)
             user_id = await accounts.create_user(database, email, password)
             return await accounts.create_org(database, org, user_id, hotspot_prefix)
         finally:
@@ -218,6 +273,11 @@ def cloud_init(
 
     try:
         org_id = asyncio.run(main())
+    except AlreadyInitialised as exc:
+        fail(
+            f"this cloud has an owner already ({exc.args[0]}): `cloud init` creates only the first",
+            "add people with `wifiprov members invite EMAIL` (signed in as the owner or an admin)",
+        )
     except CloudError as exc:
         fail(exc.message)
     except DatabaseUnavailable as exc:
@@ -303,8 +363,83 @@ def demo(
     print(f"demo complete: '{result['device']['name']}' is online and answered '{result['V2']}'")
 
 
-def _bind_hint(exc: OSError) -> str:
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    if "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://…"
+
+
+def _db_problem(url: str) -> str | None:
+    """Why a SQLite path cannot hold the database, before anything starts."""
+    if "://" in url and not url.startswith("sqlite"):
+        return None
+    path = Path(url.split(":///", 1)[1] if "://" in url else url).expanduser()
+    if path.exists() and not path.is_file():
+        return f"--db {path} is not a file"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"--db {path}: {folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"--db {path}: cannot write there (permission denied)"
+    return None
+
+
+async def _say_where(cloud: Any) -> None:
+    """Where the cloud is, and what devices are told, once it serves."""
+    from sqlalchemy import func, select
+
+    from wifiprov.cloud import reach
+    from wifiprov.cloud.db.schema import users
+
+    s = cloud.settings
+    host, port = cloud.http_address
+    lines = [
+        f"database: {_safe_url(s.db_url)}",
+        f"HTTP API: http://{host}:{port}/",
+    ]
+    listeners = cloud.gateway.addresses()
+    lines.append("device gateway: " + ", ".join(f"{h}:{p}" for h, p in listeners))
+    lines.append(
+        f"devices are told: host {s.public_host}, port {s.device_port}, "
+        f"TLS port {s.device_port_ssl} (change with --public-host / --public-port / "
+        "--public-port-ssl)"
+    )
+    warning = reach.warning(s.public_host)
+    if warning:
+        lines.append(f"warning: {warning}")
+    async with cloud.db.begin() as conn:
+        count = (await conn.execute(select(func.count()).select_from(users))).scalar_one()
+    if not count:
+        lines.append("no user yet: run `wifiprov cloud init --email YOU` (then `wifiprov login`)")
+    for line in lines:
+        print(line, flush=True)
+
+
+def _bind_hint(exc: OSError, settings: Any = None) -> str:
     """What to do about an address the cloud could not take."""
+    if exc.errno == errno.EADDRINUSE and settings is not None:
+        from wifiprov.linux.ports import port_in_use_message
+
+        for flag, address in (
+            ("--http", settings.http),
+            ("--gateway", settings.gateway),
+            ("--gateway-tls", settings.gateway_tls),
+        ):
+            if address is None or not address[1]:
+                continue
+            try:
+                socket.create_server(address).close()
+            except OSError as taken:
+                if taken.errno == errno.EADDRINUSE:
+                    return f"{flag}: " + port_in_use_message(address[0], address[1], "tcp")
     if exc.errno == errno.EACCES:
         return (
             "ports below 1024 need CAP_NET_BIND_SERVICE: give it to the service "

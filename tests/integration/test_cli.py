@@ -17,8 +17,7 @@ from tests.conftest import PASSWORD, RunningCloud
 from tests.integration.support import (
     RawDevice,
     free_port,
-    provisioning_token,
-    template,
+    online_device,
     wait_http,
 )
 
@@ -57,7 +56,10 @@ async def test_cloud_init_creates_the_first_user_once(tmp_path: Path) -> None:
     code, out = await run(*args)
     assert code == 0 and "Created user me@example.com" in out, out
     code, out = await run(*args)
-    assert code == 1 and "already exists" in out
+    assert code == 1 and "this cloud has an owner already (me@example.com)" in out, out
+    other = [*args[:5], "you@example.com", *args[6:]]  # a second owner: refused as well
+    code, out = await run(*other)
+    assert code == 1 and "members invite" in out, out
     (tmp_path / "short").write_text("abc\n")
     code, out = await run(
         "cloud",
@@ -83,6 +85,82 @@ async def test_cloud_init_creates_the_first_user_once(tmp_path: Path) -> None:
         str(tmp_path / "pw"),
     )
     assert code == 1 and "hotspot prefix" in out
+
+
+@pytest.mark.parametrize(
+    "change,said",
+    [
+        ({"--email": "not-an-address"}, "'not-an-address' is not an e-mail address"),
+        ({"--org": ""}, "the organization needs a name"),
+        ({"--hotspot-prefix": "x" * 40}, "prefix"),
+        ({"password": "short"}, "the password must have at least 8 characters"),
+    ],
+)
+async def test_cloud_init_checks_everything_before_creating_anything(
+    tmp_path: Path, change: dict[str, str], said: str
+) -> None:
+    (tmp_path / "pw").write_text(change.get("password", PASSWORD) + "\n")
+    db = tmp_path / "c.sqlite3"
+    values = {"--email": "me@example.com", "--org": "Farm", "--hotspot-prefix": "Acme"}
+    values.update({k: v for k, v in change.items() if k.startswith("--")})
+    flags = [part for item in values.items() for part in item]
+    code, out = await run(
+        "cloud", "init", "--db", str(db), *flags, "--password-file", str(tmp_path / "pw")
+    )
+    assert code == 1 and said in out, out
+    assert not db.exists()  # nothing created
+
+
+async def test_cloud_says_where_it_is_and_what_devices_are_told(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "c.sqlite3"
+    proc = await asyncio.create_subprocess_exec(
+        *WIFIPROV, "cloud", "--db", str(db), "--http", "127.0.0.1:0",
+        "--gateway", "127.0.0.1:0", "--public-host", "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    said = ""
+    try:
+        async with asyncio.timeout(30):
+            while "no user yet" not in said:
+                line = await proc.stdout.readline()
+                assert line, said
+                said += line.decode()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert f"database: {db}" in said
+    assert re.search(r"HTTP API: http://127\.0\.0\.1:\d+/", said)
+    assert re.search(r"device gateway: 127\.0\.0\.1:\d+", said)
+    assert "devices are told: host 127.0.0.1" in said and "--public-host" in said
+    assert "warning: 127.0.0.1 is this machine's loopback address" in said
+    assert "no user yet: run `wifiprov cloud init" in said
+    assert proc.returncode == 0
+
+
+async def test_cloud_start_errors_name_the_real_cause(tmp_path: Path) -> None:
+    code, out = await run("cloud", "--db", "/etc/passwd/c.sqlite3", "--http", "127.0.0.1:0")
+    assert code == 1 and "/etc/passwd is a file, not a folder" in out, out
+    assert "another process" not in out
+    code, out = await run("cloud", "--db", str(tmp_path), "--http", "127.0.0.1:0")
+    assert code == 1 and "is not a file" in out, out
+    code, out = await run(
+        "cloud", "--db", str(tmp_path / "c.db"), "--http", "http://127.0.0.1:8080"
+    )
+    assert code == 1 and "is a URL, not HOST:PORT" in out, out
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    try:
+        code, out = await run(
+            "cloud", "--db", str(tmp_path / "c.db"), "--http", f"127.0.0.1:{port}",
+            "--gateway", "127.0.0.1:0",
+        )  # fmt: skip
+    finally:
+        holder.close()
+    flat = " ".join(out.split())
+    assert code == 1 and f"--http: port {port} on 127.0.0.1 is already in use by" in flat, out
+    assert f"pid {os.getpid()}" in flat or "python" in flat, out  # the holder is named
 
 
 async def test_cloud_explains_bad_addresses_and_taken_ports(tmp_path: Path) -> None:
@@ -240,9 +318,7 @@ async def test_no_secret_reaches_the_log(tmp_path: Path) -> None:
                     "/api/auth/sign-in", json={"email": "owner@example.com", "password": PASSWORD}
                 )
             ).json()["token"]
-        request = await provisioning_token(rc, await template(rc))
-        dev = await RawDevice.connect(rc.gateway)
-        assert await dev.login(request["token"]) == 200
+        dev_id, token, dev = await online_device(rc)  # claimed with its info, then online
         dev.close()
         bad = await RawDevice.connect(rc.gateway)
         assert await bad.login("Q" * 32) == 9
@@ -252,7 +328,8 @@ async def test_no_secret_reaches_the_log(tmp_path: Path) -> None:
         await proc.wait()
         log.close()
     text = (tmp_path / "cloud.log").read_text()
-    assert "online" in text and "invalid token" in text  # the log is not empty...
-    for secret in (request["token"], rc.owner_token, PASSWORD, "Q" * 32):
+    # The log is not empty (a failed login is counted, and summed up at the latest on stop)...
+    assert "online" in text and "1 failed device login(s) (invalid token)" in text
+    for secret in (token, rc.owner_token, PASSWORD, "Q" * 32):
         assert secret not in text  # ...and holds no secret
-    assert request["token"][-4:] in text  # at most the last four characters
+    assert token[-4:] in text  # at most the last four characters

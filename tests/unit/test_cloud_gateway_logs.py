@@ -37,3 +37,6 @@ def test_failed_logins_are_summarised_not_logged_one_by_one(
     )
     failed.report(200.0)
     assert len(caplog.records) == 1  # nothing new: nothing logged
+    failed.add("10.0.0.1")
+    failed.report(201.0, force=True)  # the gateway stopping: said at once
+    assert len(caplog.records) == 2 and "1 failed device login(s)" in caplog.records[1].getMessage()

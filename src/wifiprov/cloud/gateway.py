@@ -95,10 +95,11 @@ class FailedLogins:
         self.count += 1
         self.addresses.add(address)
 
-    def report(self, now: float) -> None:
+    def report(self, now: float, force: bool = False) -> None:
+        """Log the summary if ``interval`` has passed (or ``force``, at stop) and any failed."""
         if self._since is None:
             self._since = now
-        if not self.count or now - self._since < self.interval:
+        if not self.count or (now - self._since < self.interval and not force):
             return
         log.info(
             "%d failed device login(s) (invalid token) in the last %.0f s from %d address(es): %s",
@@ -455,6 +456,7 @@ class Gateway:
     async def stop(self) -> None:
         """Close the listeners and every connection; their devices' offline presence is queued
         in the writer at once (not when the loop gets round to ``connection_lost``)."""
+        self.failed_logins.report(time.monotonic(), force=True)
         for srv in self.servers:
             srv.close()
         for conn in list(self.connections):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from wifiprov.cloud import reach
+
 
 def default_db_url() -> str:
     return str(Path(user_data_dir("wifiprov")) / "cloud.sqlite3")
@@ -17,6 +19,11 @@ def default_db_url() -> str:
 
 def parse_address(value: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``HOST`` or ``:PORT`` into a (host, port) pair, with a clear error."""
+    if "://" in value or "/" in value:
+        raise ValueError(
+            f"'{value}' is a URL, not HOST:PORT: give the address to listen on, "
+            "e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
+        )
     host, sep, port = value.rpartition(":")
     if not sep:
         host, port = value, str(default_port)
@@ -37,7 +44,8 @@ class CloudSettings:
     gateway_tls: tuple[str, int] | None = None
     cert: Path | None = None
     key: Path | None = None
-    public_host: str = field(default_factory=socket.gethostname)
+    # What devices are told to reach (a name they resolve, or the LAN address): see reach.py.
+    public_host: str = field(default_factory=lambda: reach.default_public_host())
     # What devices are told to use; by default the ports the gateway listens on.
     public_port: int | None = None
     public_port_ssl: int | None = None
