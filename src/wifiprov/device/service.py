@@ -204,16 +204,28 @@ def install(args: argparse.Namespace) -> int:
     ):
         return _error("give --template-id and --template-name (from your cloud's template)")
     program = args.program or _program()
-    if root is None and (problem := unreachable(program)):
+    # With --root too (the unit written would not start), by its path only: the files may be
+    # for another system, whose links and interpreters are not this machine's.
+    if problem := unreachable(program, follow=root is None):
         return _error(problem)
     if args.ap_passphrase_file is not None:
         try:
             values["ap_passphrase"] = _read_secret(args.ap_passphrase_file)
         except (OSError, ValueError) as exc:
             return _error(f"cannot use the AP passphrase: {exc}")
+    config = _under(root, CONFIG)
+    had_config = config.exists()
     p = plan(values, program, args.force, root)
     for path in write_files(p, root):
-        print(f"wrote {path}")
+        replaced = path == config and had_config
+        print(f"wrote {path}" + (" (replaced the one there: --force)" if replaced else ""))
+    if CONFIG not in p.files:
+        given = any(v is not None for v in values.values())
+        print(
+            f"kept {config} as it was"
+            + (": the settings given here are not in it" if given else "")
+            + " (--force replaces it; or edit it)"
+        )
     if root is not None:
         print("not run (--root):")
         for command in p.commands:
@@ -248,14 +260,51 @@ def uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
-def unreachable(program: str) -> str | None:
-    """Why the service could not start ``program``, if it could not."""
-    if program.startswith(("/home/", "/root/")):
-        return (
-            f"{program} is in a home folder, which the service cannot reach (ProtectHome): "
-            "install wifiprov in /opt (see docs/raspberry-pi.md), or give --program"
-        )
+# What the unit's sandbox (UNIT_TEXT) hides from the service: a program there cannot start.
+HIDDEN = (
+    ("/tmp", "the service has its own, empty /tmp (PrivateTmp=yes)"),
+    ("/var/tmp", "the service has its own, empty /var/tmp (PrivateTmp=yes)"),
+    ("/home", "the service cannot reach home folders (ProtectHome=yes)"),
+    ("/root", "the service cannot reach home folders (ProtectHome=yes)"),
+    ("/run/user", "the service cannot reach /run/user (ProtectHome=yes)"),
+)
+
+
+def unreachable(program: str, follow: bool = True) -> str | None:
+    """Why the service could not start ``program``, if it could not: the path as given and,
+    with ``follow`` and where it exists on this machine, what it leads to (symbolic links, a
+    script's interpreter, as a virtualenv's ``wifiprov`` names its ``python``)."""
+    if "/" in program and not program.startswith("/"):
+        return f"{program} is a relative path: give the wifiprov executable's absolute path"
+    for path, how in _leads_to(program) if follow else [(os.path.normpath(program), "")]:
+        for hidden, why in HIDDEN:
+            if path == hidden or path.startswith(hidden + "/"):
+                return (
+                    f"{program}{how} is under {hidden}, and {why}: install wifiprov in /opt "
+                    "(see docs/raspberry-pi.md), or give --program"
+                )
     return None
+
+
+def _leads_to(program: str) -> list[tuple[str, str]]:
+    """``program`` and, if it exists here, its real path, its interpreter (``#!``) and the
+    interpreter's real path, each with how ``program`` leads to it."""
+    found = [(os.path.normpath(program), "")]
+    if not program.startswith("/") or not os.path.lexists(program):
+        return found
+    real = os.path.realpath(program)
+    found.append((real, f" (a link to {real})"))
+    try:
+        with open(real, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return found
+    words = first[2:].decode(errors="replace").split() if first.startswith(b"#!") else []
+    if words and words[0].startswith("/"):
+        interpreter, real = words[0], os.path.realpath(words[0])
+        found.append((interpreter, f" (its interpreter, {interpreter})"))
+        found.append((real, f" (its interpreter, {interpreter}, is {real})"))
+    return found
 
 
 def _read_secret(source: str) -> str:
