@@ -255,8 +255,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     @app.post("/api/devices/{device_id}/reconfigure", status_code=202, tags=["devices"])
     async def reconfigure(who: Who, device_id: RowId) -> dict[str, Any]:
-        await devices.reconfigure(db, bus, who, device_id)
-        return {"sent": devices.RECONFIGURE}
+        return await devices.reconfigure(db, bus, who, device_id)
 
     @app.post("/api/devices/{device_id}/erase", status_code=204, tags=["devices"])
     async def erase(who: Who, device_id: RowId) -> Response:
@@ -265,8 +264,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     @app.post("/api/devices/{device_id}/redirect", status_code=202, tags=["devices"])
     async def redirect(who: Who, device_id: RowId, body: Redirect) -> dict[str, Any]:
-        await devices.redirect(db, bus, who, device_id, body.host, body.port)
-        return {"host": body.host, "port": body.port}
+        return await devices.redirect(db, bus, who, device_id, body.host, body.port)
 
     @app.get("/api/devices/{device_id}/pins", tags=["devices"])
     async def read_pins(who: Who, device_id: RowId) -> dict[str, list[str]]:
