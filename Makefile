@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # systemd (systemd-analyze checks the Raspberry Pi unit file).
 DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2 systemd
 
-.PHONY: install test lint unit integration demo bench clean
+.PHONY: install test lint unit integration demo bench clean dist
 
 # The package and what it runs on: all `make demo` needs (no root, no Debian packages).
 $(STAMP): pyproject.toml
@@ -57,3 +57,29 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
+
+# `make dist`: dist/wifiprov-VERSION-py3-none-any.whl and dist/wifiprov-VERSION.tar.gz of the
+# last commit (HEAD: uncommitted changes are left out, and it says so), built from a clone of
+# it. VERSION is setuptools-scm's reading of `git describe`: X.Y.Z on a tag vX.Y.Z, otherwise
+# the next version's .devN+gHASH (N commits since the last tag), so two commits never share a
+# version. The build tools live in their own virtualenv, made once (DIST_TOOLS).
+DIST_DIR   ?= dist
+DIST_TOOLS ?= build/dist-tools
+DIST_SRC   := build/dist-src
+
+$(DIST_TOOLS)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DIST_TOOLS)
+	$(DIST_TOOLS)/bin/pip install -q --upgrade pip build 'setuptools>=68' 'setuptools-scm>=8'
+	touch $@
+
+dist: $(DIST_TOOLS)/.installed
+	@if [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+		echo "note: building HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
+	rm -rf $(DIST_SRC) $(DIST_SRC).out
+	git clone -q --no-checkout . $(DIST_SRC)
+	git -C $(DIST_SRC) checkout -q --detach $$(git rev-parse HEAD)
+	$(DIST_TOOLS)/bin/python -m build --no-isolation --outdir $(DIST_SRC).out $(DIST_SRC) \
+		>$(DIST_SRC).log 2>&1 || { cat $(DIST_SRC).log; exit 1; }
+	@mkdir -p $(DIST_DIR) && for f in $(DIST_SRC).out/*; do \
+		mv -f "$$f" $(DIST_DIR)/ && echo "built $(DIST_DIR)/$${f##*/}"; done
+	rm -rf $(DIST_SRC) $(DIST_SRC).out
