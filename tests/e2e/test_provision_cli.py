@@ -267,7 +267,7 @@ async def test_reconfigure_and_delete_send_the_device_back_to_setup(world: World
     assert code == 0, events
     new_id = events[-1]["device"]["id"]
     await world.wait_ap("lamp-1", up=False)
-    code, out = await world.cli("delete", str(new_id))
+    code, out = await world.cli("delete", str(new_id), "--yes")
     assert code == 0, out
     await world.wait_ap("lamp-1", up=True)  # token rejected (703): back to setup mode
 

@@ -16,7 +16,12 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from wifiprov import session
-from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
+from wifiprov.provisioner.client import (
+    CloudClient,
+    CloudRequestFailed,
+    CloudUnreachable,
+    SessionInvalid,
+)
 from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
 from wifiprov.provisioner.wifi.base import JoinFailed
 
@@ -47,12 +52,34 @@ def _fail(what: str, todo: str = "") -> None:
     raise typer.Exit(1)
 
 
+def confirm(what: str, yes: bool) -> None:
+    """Ask "<what>? [y/N]" on a terminal; without one, only --yes goes ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail(f"not confirmed: {what}?", "pass --yes to confirm without a terminal")
+    if not typer.confirm(f"{what}?", default=False, err=True):
+        err.print("Nothing done.")
+        raise typer.Exit(1)
+
+
 def _cloud(cloud: str | None) -> CloudClient:
     saved = session.load()
     if saved is None:
-        _fail("not signed in", "run `wifiprov login --cloud URL --email YOU` first")
+        _fail(
+            f"not signed in (no session in {session.session_path()})",
+            "run `wifiprov login --cloud URL --email YOU` first",
+        )
         raise AssertionError
     return CloudClient(cloud or saved["cloud"], saved["token"])
+
+
+def cloud_failed(exc: CloudRequestFailed) -> None:
+    """Say what went wrong with the cloud, and what to do (sign in again, check the URL)."""
+    if isinstance(exc, CloudUnreachable | SessionInvalid):
+        _fail(str(exc), exc.todo)
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    _fail(f"the cloud said: {exc}{status}", exc.todo)
 
 
 def _wifi(kind: str, air: Path | None, portal: str | None, interface: str | None) -> Any:
@@ -231,7 +258,7 @@ def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
     except CloudRequestFailed as exc:
-        _fail(f"the cloud said: {exc}")
+        cloud_failed(exc)
 
 
 def devices(
@@ -263,27 +290,58 @@ def devices(
     out.print(table)
 
 
-def _device_command(verb: str, doc: str) -> Any:
+def reconfigure(
+    device_id: Annotated[int, typer.Argument(help="device id (see `wifiprov devices`)")],
+    cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
+) -> None:
+    """Tell an online device to go back to setup mode (keeps its configuration)."""
+
+    async def main() -> dict[str, Any]:
+        async with _cloud(cloud) as client:
+            return dict(await client.call("POST", f"/api/devices/{device_id}/reconfigure"))
+
+    reply = _run(main())
+    out.print(f"reconfigure: {reply.get('message') or 'done'} (device {device_id})")
+
+
+def _destructive(verb: str, question: str, done: str, doc: str) -> Any:
     def command(
         device_id: Annotated[int, typer.Argument(help="device id (see `wifiprov devices`)")],
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", help="do not ask for confirmation")
+        ] = False,
         cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
     ) -> None:
+        async def look() -> dict[str, Any]:
+            async with _cloud(cloud) as client:
+                return await client.device(device_id)
+
+        device = _run(look())
+        confirm(question.format(id=device_id, name=device["name"]), yes)
+
         async def main() -> None:
             async with _cloud(cloud) as client:
                 await getattr(client, verb)(device_id)
 
         _run(main())
-        out.print(f"{verb}: done for device {device_id}")
+        out.print(done.format(id=device_id, name=device["name"]))
 
     command.__doc__ = doc
     return command
 
 
-reconfigure = _device_command(
-    "reconfigure", "Tell an online device to go back to setup mode (keeps its configuration)."
+erase = _destructive(
+    "erase",
+    "Erase all data of device {id} '{name}' (pin values, events, reported info)",
+    "erased the data of device {id} '{name}'",
+    "Erase all device data (values, events, reported info); asks first, or --yes.",
 )
-erase = _device_command("erase", "Erase all device data (values, events, reported info).")
-delete = _device_command("delete", "Delete a device: its token stops working at once.")
+delete = _destructive(
+    "delete",
+    "Delete device {id} '{name}' (its token stops working at once)",
+    "deleted device {id} '{name}'",
+    "Delete a device: its token stops working at once; asks first, or --yes.",
+)
 
 
 def rename(
@@ -302,6 +360,9 @@ def rename(
 
 
 def register(app: typer.Typer) -> None:
+    from wifiprov.provisioner import objects
+
+    objects.register(app)
     app.command()(provision)
     app.command()(devices)
     app.command(name="reconfigure")(reconfigure)

@@ -4,14 +4,29 @@ cloud's own message (its API answers ``{"error", "message"}``)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+SIGN_IN = "/api/auth/sign-in"
+
 
 class CloudRequestFailed(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    """The cloud answered with an error (``status``), or could not be asked; ``todo`` says what
+    to do about it, when this side knows better than the cloud's message."""
+
+    def __init__(self, message: str, status: int | None = None, todo: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.todo = todo
+
+
+class CloudUnreachable(CloudRequestFailed):
+    """No answer at all: the message names the URL that was tried."""
+
+
+class SessionInvalid(CloudRequestFailed):
+    """401 on a signed-in call: the saved session ended (signed out, expired, another cloud)."""
 
 
 class CloudClient:
@@ -34,19 +49,28 @@ class CloudClient:
         try:
             reply = await self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise CloudRequestFailed(f"cannot reach the cloud at {self.url}: {exc}") from None
+            reason = str(exc) or type(exc).__name__
+            raise CloudUnreachable(
+                f"cannot reach the cloud at {self.url} (tried {method} {self.url}{path}: {reason})",
+                todo=f"check that `wifiprov cloud` runs at {self.url} and that this machine "
+                "reaches it; another cloud: `wifiprov login --cloud URL --email YOU`",
+            ) from None
         if reply.status_code >= 400:
             try:
-                message = reply.json().get("message", reply.text)
-            except ValueError:
+                message = str(reply.json().get("message", reply.text))
+            except (ValueError, AttributeError):
                 message = reply.text
+            if reply.status_code == 401 and path != SIGN_IN:
+                raise SessionInvalid(
+                    f"your session with {self.url} is not valid: {message}",
+                    401,
+                    todo=f"run `wifiprov login --cloud {self.url} --email YOU` to sign in again",
+                )
             raise CloudRequestFailed(message, reply.status_code)
         return reply.json() if reply.content else None
 
     async def sign_in(self, email: str, password: str) -> str:
-        reply = await self.call(
-            "POST", "/api/auth/sign-in", json={"email": email, "password": password}
-        )
+        reply = await self.call("POST", SIGN_IN, json={"email": email, "password": password})
         token = str(reply["token"])
         self.http.headers["Authorization"] = f"Bearer {token}"
         return token
@@ -90,3 +114,32 @@ class CloudClient:
 
     async def pins(self, device_id: int) -> dict[str, list[str]]:
         return dict(await self.call("GET", f"/api/devices/{device_id}/pins"))
+
+    # --- accounts, organizations, templates (the object commands) ---
+    async def me(self) -> dict[str, Any]:
+        return dict(await self.call("GET", "/api/me"))
+
+    async def members(self, org_id: int) -> list[dict[str, Any]]:
+        return list(await self.call("GET", f"/api/orgs/{org_id}/members"))
+
+    async def set_member(self, org_id: int, email: str, role: str) -> None:
+        """Set a member's role; an e-mail without an account is invited with that role."""
+        await self.call("PUT", f"/api/orgs/{org_id}/members", json={"email": email, "role": role})
+
+    async def remove_member(self, org_id: int, email: str) -> None:
+        await self.call("DELETE", f"/api/orgs/{org_id}/members/{quote(email, safe='@')}")
+
+    async def template(self, template_id: str) -> dict[str, Any]:
+        return dict(await self.call("GET", f"/api/templates/{template_id}"))
+
+    async def create_template(
+        self, org_id: int, name: str, firmware_type: str = ""
+    ) -> dict[str, Any]:
+        body = {"name": name, "firmware_type": firmware_type}
+        return dict(await self.call("POST", f"/api/orgs/{org_id}/templates", json=body))
+
+    async def rename_template(self, template_id: str, name: str) -> dict[str, Any]:
+        return dict(await self.call("PATCH", f"/api/templates/{template_id}", json={"name": name}))
+
+    async def firmware_config(self, template_id: str) -> dict[str, Any]:
+        return dict(await self.call("GET", f"/api/templates/{template_id}/firmware-config"))
