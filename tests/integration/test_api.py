@@ -154,6 +154,15 @@ async def test_template_and_firmware_config(cloud: RunningCloud) -> None:
         assert bad.status_code == 422 and "20" in bad.json()["message"]
         good = await api.patch(f"/api/orgs/{cloud.org_id}", json={"hotspot_prefix": "My Farm 2"})
         assert good.json()["hotspot_prefix"] == "My Farm 2"
+        renamed = await api.patch(f"/api/templates/{template_id}", json={"name": "Well Pump"})
+        assert renamed.status_code == 200 and renamed.json()["name"] == "Well Pump"
+        assert renamed.json()["id"] == template_id  # the id firmware carries never changes
+        bad = await api.patch(f"/api/templates/{template_id}", json={"name": "x" * 101})
+        assert bad.status_code == 422
+    viewer = await cloud.user("viewer@example.com", role="viewer")
+    async with cloud.client(viewer) as api:
+        refused = await api.patch(f"/api/templates/{template_id}", json={"name": "Mine"})
+        assert refused.status_code == 403
 
 
 async def test_provisioning_long_poll_wakes_on_claim(cloud: RunningCloud) -> None:

@@ -266,3 +266,43 @@ async def test_only_the_owner_changes_the_owner(cloud: RunningCloud) -> None:
         raise AssertionError("a former owner changed the owner")
     except Forbidden:
         pass
+
+
+# --- the same over HTTP -------------------------------------------------------------------
+
+
+async def test_http_sign_in_throttles_by_address_with_retry_after(cloud: RunningCloud) -> None:
+    """A flood from one address is refused with 429 and Retry-After, from the address alone
+    (before the body is even read), while the right password from elsewhere still works."""
+    configure(cloud, sign_in_failures_address=3, sign_in_failures_account=100)
+    async with cloud.client() as api:
+        answers = []
+        for i in range(4):
+            reply = await api.post(
+                "/api/auth/sign-in", json={"email": f"u{i}@example.com", "password": "wrong!!!"}
+            )
+            answers.append(reply.status_code)
+        assert answers == [401, 401, 401, 401], answers  # the fourth starts a 1 s block
+        refused = await api.post("/api/auth/sign-in", content=b"not even JSON")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"] == "too_many_requests"
+    assert await accounts.sign_in(
+        cloud.cloud.db, cloud.cloud.hasher, OWNER, PASSWORD, address="10.9.9.9"
+    )
+
+
+async def test_http_sign_out_everywhere_and_member_removal(cloud: RunningCloud) -> None:
+    token = await cloud.user("leaver@example.com", role="operator")
+    async with cloud.client(cloud.owner_token) as api:
+        owner_removal = await api.delete(f"/api/orgs/{cloud.org_id}/members/{OWNER}")
+        assert owner_removal.status_code == 409
+        reply = await api.delete(f"/api/orgs/{cloud.org_id}/members/leaver@example.com")
+        assert reply.status_code == 204
+    async with cloud.client(token) as api:
+        assert (await api.get("/api/me")).status_code == 401
+    second = await accounts.sign_in(cloud.cloud.db, cloud.cloud.hasher, OWNER, PASSWORD)
+    async with cloud.client(second) as api:
+        assert (await api.post("/api/auth/sign-out-everywhere")).status_code == 204
+    for old in (second, cloud.owner_token):
+        async with cloud.client(old) as api:
+            assert (await api.get("/api/me")).status_code == 401

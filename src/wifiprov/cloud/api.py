@@ -22,11 +22,13 @@ from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.db import Database, DatabaseUnavailable
 from wifiprov.cloud.errors import CloudError, Invalid
 from wifiprov.cloud.settings import CloudSettings
+from wifiprov.cloud.sign_in_gate import SignInGate
 from wifiprov.cloud.tokens import TokenHasher
 from wifiprov.cloud.validation import (
     DB_INT_MAX,
     DeviceName,
     Email,
+    EmailPath,
     FirmwareType,
     Host,
     HotspotPrefix,
@@ -65,6 +67,10 @@ class NewTemplate(BaseModel):
     firmware_type: FirmwareType = ""
 
 
+class TemplateUpdate(BaseModel):
+    name: TemplateName
+
+
 class Rename(BaseModel):
     name: DeviceName
 
@@ -101,6 +107,7 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     )
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(SignInGate, db=db)  # outermost: a throttled sign-in costs nothing more
     bearer = HTTPBearer(auto_error=False)
 
     @app.exception_handler(CloudError)
@@ -156,8 +163,9 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     # --- accounts ---
     @app.post("/api/auth/sign-in", tags=["accounts"])
-    async def sign_in(body: SignIn) -> dict[str, Any]:
-        token = await accounts.sign_in(db, hasher, body.email, body.password)
+    async def sign_in(request: Request, body: SignIn) -> dict[str, Any]:
+        address = request.client.host if request.client else None
+        token = await accounts.sign_in(db, hasher, body.email, body.password, address=address)
         who = await accounts.authenticate(db, hasher, token)
         return {"token": token, "user": {"id": who.user_id, "email": who.email}}
 
@@ -167,6 +175,15 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     ) -> Response:
         assert creds is not None
         await accounts.sign_out(db, hasher, creds.credentials)
+        return Response(status_code=204)
+
+    @app.post("/api/auth/sign-out-everywhere", status_code=204, tags=["accounts"])
+    async def sign_out_everywhere(
+        who: Who, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Response:
+        """End every session of the signed-in user, this one included."""
+        assert creds is not None
+        await accounts.sign_out_everywhere(db, hasher, creds.credentials)
         return Response(status_code=204)
 
     @app.get("/api/me", tags=["accounts"])
@@ -200,6 +217,12 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         await accounts.set_member(db, who, org_id, body.email, body.role)
         return Response(status_code=204)
 
+    @app.delete("/api/orgs/{org_id}/members/{email}", status_code=204, tags=["accounts"])
+    async def remove_member(who: Who, org_id: RowId, email: EmailPath) -> Response:
+        """Remove a member (their sessions end at once); the owner cannot be removed (409)."""
+        await accounts.remove_member(db, who, org_id, email)
+        return Response(status_code=204)
+
     # --- templates ---
     @app.get("/api/orgs/{org_id}/templates", tags=["templates"])
     async def list_templates(who: Who, org_id: RowId) -> list[dict[str, Any]]:
@@ -212,6 +235,12 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     @app.get("/api/templates/{template_id}", tags=["templates"])
     async def get_template(who: Who, template_id: TemplateId) -> dict[str, Any]:
         return await templates.get_template(db, who, template_id)
+
+    @app.patch("/api/templates/{template_id}", tags=["templates"])
+    async def rename_template(
+        who: Who, template_id: TemplateId, body: TemplateUpdate
+    ) -> dict[str, Any]:
+        return await templates.rename_template(db, who, template_id, body.name)
 
     @app.get("/api/templates/{template_id}/firmware-config", tags=["templates"])
     async def firmware_config(who: Who, template_id: TemplateId) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import string
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.db import Database
@@ -44,6 +44,19 @@ async def create_template(
                 created_at=time.time(),
             )
         )
+    return await get_template(db, who, template_id)
+
+
+async def rename_template(
+    db: Database, who: Principal, template_id: str, name: str
+) -> dict[str, Any]:
+    """Rename a template; its id (what firmware carries) never changes."""
+    await get_template(db, who, template_id, right="manage")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise Invalid("the template name must have 1 to 100 characters")
+    async with db.begin() as conn:
+        await conn.execute(update(templates).where(templates.c.id == template_id).values(name=name))
     return await get_template(db, who, template_id)
 
 

@@ -90,6 +90,9 @@ Port = Annotated[int, Field(ge=1, le=MAX_PORT)]
 
 # Path parameters
 RowId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="an id (1 to 2^31-1)")]
+EmailPath = Annotated[
+    str, Path(min_length=1, max_length=column_length(users.c.email)), AfterValidator(line)
+]
 TemplateId = Annotated[
     str, Path(min_length=1, max_length=column_length(templates.c.id), pattern=r"^[A-Za-z0-9]+$")
 ]
