@@ -66,7 +66,13 @@ class World:
         events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         return code, events
 
-    async def device(self, name: str, *extra: str, template_id: str | None = None) -> str:
+    async def device(
+        self,
+        name: str,
+        *extra: str,
+        template_id: str | None = None,
+        template_name: str = "Lamp",
+    ) -> str:
         """Start a device agent process; returns its AP name once it is in setup mode."""
         feed = self.air.changes()
         proc = await asyncio.create_subprocess_exec(
@@ -81,7 +87,7 @@ class World:
             "--template-id",
             template_id or self.template_id,
             "--template-name",
-            "Lamp",
+            template_name,
             "--store",
             str(self.tmp / f"{name}.json"),
             *extra,
@@ -417,3 +423,130 @@ async def test_a_device_with_a_secured_ap_is_provisioned_with_its_passphrase(wor
     )
     assert code == 0, [e["message"] for e in events]
     assert "printed-on-label" not in json.dumps(events)
+
+
+async def test_template_offers_only_its_own_devices_and_says_what_it_ignored(
+    world: World,
+) -> None:
+    fan = (await world.api("POST", "/api/orgs/1/templates", json={"name": "Fan"}))["id"]
+    await world.device("fan-1", "--mac", "02:00:00:00:00:0f", template_id=fan, template_name="Fan")
+    lamp = await world.device("lamp-1", "--mac", "02:00:00:00:00:01")
+    code, events = await world.provision("--ssid", HOME, "--name", "Lamp")  # --template Lamp
+    assert code == 0, events
+    find = next(e for e in events if e["step"] == "find")
+    assert find["device"] == lamp
+    assert [i["ap"] for i in find["ignored"]] == [world.air.ap("fan-1").ssid]  # type: ignore[union-attr]
+    assert "ignored 1 other device(s)" in find["message"]
+    assert "another template (not 'Lamp')" in find["message"]
+    # With only the other template's device left, it says why none is offered.
+    await world.wait_ap("lamp-1", up=False)
+    code, events = await world.provision("--ssid", HOME, "--name", "x")
+    assert code == 1
+    assert "no 'Lamp' device in setup mode" in events[-1]["message"]
+    assert "Blynk Fan-" in events[-1]["message"] and "another template" in events[-1]["message"]
+
+
+async def test_the_wifi_backend_is_said_and_chosen_from_the_machine(world: World) -> None:
+    code, events = await world.provision("--ssid", HOME)  # --air: the sim, and it says so
+    assert events[0]["step"] == "wifi" and events[0]["wifi"] == "sim", events
+    assert "--wifi sim" in events[0]["message"] and "--air" in events[0]["message"]
+    # No --air, no --wifi, no NetworkManager on the system bus, nobody to ask: explained.
+    code, out = await world.cli(
+        "provision",
+        "--json",
+        "--template",
+        "Lamp",
+        env={"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={world.tmp}/no-bus"},
+    )
+    assert code == 1, out
+    failed = [json.loads(line) for line in out.splitlines() if line.startswith("{")][-1]
+    assert failed["step"] == "failed" and "NetworkManager" in failed["message"], failed
+    assert "--wifi joined" in failed["todo"] and "blue" not in out
+
+
+async def test_ctrl_c_says_what_state_the_device_is_left_in(world: World) -> None:
+    await world.device("classic-1", "--classic")
+    (world.tmp / "wrong").write_text("not the password\n")
+    proc = await asyncio.create_subprocess_exec(
+        *PYTHON,
+        "provision",
+        "--json",
+        "--air",
+        str(world.air.directory),
+        "--template",
+        "Lamp",
+        "--ssid",
+        HOME,
+        "--password-file",
+        str(world.tmp / "wrong"),
+        "--timeout",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=world.env,
+    )
+    assert proc.stdout is not None
+    events = []
+    async with asyncio.timeout(60):
+        while True:
+            line = await proc.stdout.readline()
+            assert line, events
+            events.append(json.loads(line))
+            if events[-1]["step"] == "waiting" and "the cloud" in events[-1]["what"]:
+                break
+    assert events[-1]["timeout"] == 60
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, (out, err)
+    last = json.loads(out.decode().splitlines()[-1])
+    assert last["step"] == "interrupted" and last["state"] == "configured", last
+    assert f"has the network '{HOME}' and a provisioning token" in last["message"]
+    assert "returns to setup mode with its previous configuration" in last["message"]
+    assert "interrupted:" in err.decode()
+
+
+async def test_a_terminal_shows_a_spinner_with_elapsed_time_and_timeout(world: World) -> None:
+    import pty
+
+    await world.device("lamp-1")
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        *PYTHON,
+        "provision",
+        "--air",
+        str(world.air.directory),
+        "--template",
+        "Lamp",
+        "--ssid",
+        HOME,
+        "--password-file",
+        str(world.tmp / "wifi-password"),
+        "--name",
+        "Lamp",
+        "--timeout",
+        "45",
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**world.env, "TERM": "xterm"},
+    )
+    os.close(slave)
+    output = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def read() -> bytes:
+        try:
+            return os.read(master, 65536)
+        except OSError:  # the other side closed
+            return b""
+
+    async with asyncio.timeout(90):
+        while chunk := await loop.run_in_executor(None, read):
+            output += chunk
+    os.close(master)
+    assert await proc.wait() == 0, output.decode(errors="replace")
+    text = output.decode(errors="replace")
+    assert "reaching the device with --wifi sim" in text
+    assert "(timeout 45 s)" in text and "waiting for the cloud to see the device log in" in text
+    assert "Done:" in text

@@ -6,7 +6,9 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -137,12 +139,13 @@ def provision(
         False
     ),
     wifi: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="phone WiFi backend: sim (the sim air), joined (you already joined the "
-            "device's WiFi) or nm (NetworkManager joins it)"
+            help="how this machine reaches the device: nm (NetworkManager joins its WiFi), "
+            "joined (you joined the device's WiFi yourself) or sim (the sim air); default: sim "
+            "with --air, joined with --portal, else nm when NetworkManager answers, else asked"
         ),
-    ] = "sim",
+    ] = None,
     air: Annotated[Path | None, typer.Option(help="sim: the air's folder")] = None,
     portal: Annotated[
         str | None, typer.Option(help="joined: the device's portal URL (http://blynk.setup)")
@@ -176,6 +179,7 @@ def provision(
         save=save,
         ap_passphrase=ap_passphrase,
     )
+    spinner = Spinner(err) if err.is_terminal and not json_events else None
 
     def show(event: Event) -> None:
         if json_events:
@@ -190,57 +194,190 @@ def provision(
                 ),
                 flush=True,
             )
-        else:
-            err.print(f"[dim]{event.elapsed:6.2f}s[/] {event.message}")
+            return
+        if spinner is not None and event.step == "waiting":
+            spinner.start(event.data["what"], event.data["timeout"])
+            return
+        if spinner is not None and event.step != "progress":
+            spinner.stop()
+        err.print(f"[dim]{event.elapsed:6.2f}s[/] {event.message}", highlight=False)
+
+    def failed(what: str, todo: str = "", code: int | None = None) -> None:
+        if json_events:
+            print(
+                json.dumps({"step": "failed", "message": what, "todo": todo, "code": code}),
+                flush=True,
+            )
+        _fail(what, todo)
+
+    state: dict[str, Any] = {}  # the flow and the WiFi backend, for an interrupted run
 
     async def main() -> dict[str, Any]:
-        if wifi == "nm":
+        kind, why = await _choose_wifi(wifi, air, portal, interactive)
+        show(Event("wifi", f"reaching the device with --wifi {kind}: {why}", 0.0, {"wifi": kind}))
+        if kind == "nm":
             await _restore_nm()
+        phone = _wifi(kind, air, portal, interface)
+        state["wifi"] = phone
         async with _cloud(cloud) as client:
             flow = Provisioner(
                 client,
-                _wifi(wifi, air, portal, interface),
+                phone,
                 show,
                 TerminalPrompts() if interactive else None,
                 online_timeout=timeout,
             )
-            while True:
-                try:
-                    return await flow.run(choices)
-                except ProvisioningFailed as exc:
-                    if not (interactive and exc.code in RETRYABLE):
-                        raise
-                    err.print(f"[bold red]{exc.what}[/] {exc.todo}")
-                    if Prompt.ask("Try again?", choices=["y", "n"], console=err) != "y":
-                        raise
-                    # Ask again for the network and password only.
-                    choices.template = flow.chosen.get("template", choices.template)
-                    choices.device = flow.chosen.get("device", choices.device)
-                    choices.ssid = choices.password = None
+            state["flow"] = flow
+            try:
+                while True:
+                    try:
+                        return await flow.run(choices)
+                    except ProvisioningFailed as exc:
+                        if not (interactive and exc.code in RETRYABLE):
+                            raise
+                        err.print(f"[bold red]{exc.what}[/] {exc.todo}")
+                        if Prompt.ask("Try again?", choices=["y", "n"], console=err) != "y":
+                            raise
+                        # Ask again for the network and password only.
+                        choices.template = flow.chosen.get("template", choices.template)
+                        choices.device = flow.chosen.get("device", choices.device)
+                        choices.ssid = choices.password = None
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                if spinner is not None:
+                    spinner.stop()
+                state["wifi_back"] = await _leave(phone)
+                raise
 
+    previous = signal.getsignal(signal.SIGINT)
+    # Ctrl-C raises KeyboardInterrupt wherever it lands (a prompt included, which asyncio's own
+    # handler would only cancel after the prompt returns); the flow's clean-up then runs.
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         result = asyncio.run(main())
+    except KeyboardInterrupt:
+        _interrupted(state, json_events)
+        return
     except ProvisioningFailed as exc:
-        if json_events:
-            print(
-                json.dumps(
-                    {"step": "failed", "message": exc.what, "todo": exc.todo, "code": exc.code}
-                ),
-                flush=True,
-            )
-        _fail(exc.what, exc.todo)
+        failed(exc.what, exc.todo, exc.code)
         return
     except CloudRequestFailed as exc:
-        _fail(f"the cloud said: {exc}")
+        if isinstance(exc, CloudUnreachable | SessionInvalid):
+            failed(str(exc), exc.todo)
+        failed(f"the cloud said: {exc}", exc.todo)
         return
     except JoinFailed as exc:  # from the WiFi backend before any join (e.g. not on its network)
-        if json_events:
-            print(json.dumps({"step": "failed", "message": str(exc), "todo": ""}), flush=True)
-        _fail(str(exc))
+        failed(str(exc))
         return
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if spinner is not None:
+            spinner.stop()
     if not json_events:
-        state = "is online" if result["online"] else "is named, but offline again"
-        out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) {state}.")
+        state_words = "is online" if result["online"] else "is named, but offline again"
+        out.print(f"[bold green]Done:[/] '{result['name']}' (device {result['id']}) {state_words}.")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+async def _leave(phone: Any) -> str:
+    """Back to this machine's own network after Ctrl-C; says how it went."""
+    try:
+        async with asyncio.timeout(15):
+            await phone.leave()
+    except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C, D-Bus trouble: say so
+        return f"could not return to this machine's network ({exc or type(exc).__name__})"
+    return ""
+
+
+def _interrupted(state: dict[str, Any], json_events: bool) -> None:
+    flow: Provisioner | None = state.get("flow")
+    words = flow.left_in() if flow is not None else "nothing was sent to the device"
+    back = state.get("wifi_back", "")
+    if back and state.get("wifi").__class__.__name__ == "NmPhoneWifi":
+        back += "; the next `wifiprov provision --wifi nm` restores it"
+    if json_events:
+        print(
+            json.dumps(
+                {
+                    "step": "interrupted",
+                    "message": f"interrupted: {words}",
+                    "state": flow.stage if flow is not None else "start",
+                    "device_id": flow.device_id if flow is not None else None,
+                    "wifi": back or "back on this machine's network",
+                }
+            ),
+            flush=True,
+        )
+    err.print(f"\n[bold yellow]interrupted:[/] {words}", highlight=False)
+    if back:
+        err.print(f"  {back}", highlight=False)
+    raise typer.Exit(130)
+
+
+class Spinner:
+    """What a long step waits for, with the time passed and its timeout, on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.live import Live
+        from rich.spinner import Spinner as RichSpinner
+
+        self.console = console
+        self.spinner = RichSpinner("dots")
+        self.what, self.timeout, self.since = "", 0.0, 0.0
+        self.live = Live(
+            console=console, get_renderable=self._render, refresh_per_second=8, transient=True
+        )
+        self.running = False
+
+    def _render(self) -> Any:
+        passed = time.monotonic() - self.since
+        self.spinner.update(
+            text=f"waiting for {self.what}: {passed:.0f} s (timeout {self.timeout:.0f} s)"
+        )
+        return self.spinner
+
+    def start(self, what: str, timeout: float) -> None:
+        self.what, self.timeout, self.since = what, timeout, time.monotonic()
+        if not self.running:
+            self.live.start()
+            self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.live.stop()
+            self.running = False
+
+
+async def _choose_wifi(
+    wifi: str | None, air: Path | None, portal: str | None, interactive: bool
+) -> tuple[str, str]:
+    """The phone WiFi backend, and why it is that one (said before anything else)."""
+    if wifi is not None:
+        return wifi, "as given (--wifi)"
+    if air is not None:
+        return "sim", "--air given: the simulated air"
+    if portal is not None:
+        return "joined", "--portal given: you joined the device's WiFi yourself"
+    from wifiprov.provisioner.wifi.choose import networkmanager_missing
+
+    missing = await networkmanager_missing()
+    if missing is None:
+        return "nm", "NetworkManager answers on the system D-Bus and manages a WiFi device"
+    if interactive:
+        err.print(f"NetworkManager cannot join the device's WiFi here: {missing}")
+        options = [
+            "joined: I join the device's WiFi myself (named '<prefix> <template>-XXXX')",
+            "sim: the simulated air of `wifiprov air` (demo, tests)",
+        ]
+        picked = TerminalPrompts().choose("How do you reach the device?", options)
+        return picked.split(":")[0], "as chosen"
+    raise ProvisioningFailed(
+        f"cannot choose how to reach the device: NetworkManager is not usable ({missing})",
+        "join the device's WiFi yourself (it is named '<prefix> <template>-XXXX'; a phone or any "
+        "OS can) and run again with --wifi joined; --wifi sim --air DIR for the simulated air",
+    )
 
 
 RETRYABLE = {700, 701, 720, 722, 723}

@@ -22,6 +22,7 @@ import httpx
 from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
 from wifiprov.provisioner.wifi.base import JoinFailed, PhoneWifi
 from wifiprov.wire.errors import explain
+from wifiprov.wire.naming import ap_name, ble_name
 
 RUNNING = "RUNNING"
 AP_STATES = ("WAIT_CONFIG", "CONFIGURING")
@@ -75,6 +76,42 @@ def lost_device(doing: str, exc: httpx.HTTPError) -> ProvisioningFailed:
     )
 
 
+def named_for(ap: str, prefix: str, template_name: str) -> bool:
+    """Whether ``ap`` is the AP name a device of ``template_name`` gives itself under ``prefix``
+    (``<prefix> <template name>-<code>``, the name cut to fit: classic Edgent's 31 bytes or
+    Edgent-Arduino's 29; wire/naming.py)."""
+    head, dash, code = ap.rpartition("-")
+    if not dash or not code or not head.startswith(prefix):
+        return False
+    try:
+        return ap in (ap_name(prefix, template_name, code), ble_name(prefix, template_name, code))
+    except ValueError:  # prefix and code alone do not fit
+        return False
+
+
+def sort_aps(
+    aps: list[str], prefix: str, template_name: str
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The APs named for the template, and the other devices' APs with why each is left out."""
+    matching: list[str] = []
+    ignored: list[dict[str, str]] = []
+    for ap in aps:
+        if named_for(ap, prefix, template_name):
+            matching.append(ap)
+        elif ap.startswith(prefix + " "):
+            ignored.append({"ap": ap, "why": f"another template (not '{template_name}')"})
+        elif " " in ap and named_for(ap, ap.split(" ", 1)[0], template_name):
+            other = ap.split(" ", 1)[0]
+            ignored.append(
+                {
+                    "ap": ap,
+                    "why": f"the hotspot prefix '{other}', not your organization's '{prefix}' "
+                    "(the firmware's CONFIG_VENDOR_PREFIX must match it)",
+                }
+            )
+    return matching, ignored
+
+
 class Provisioner:
     def __init__(
         self,
@@ -90,9 +127,48 @@ class Provisioner:
         self._started = time.monotonic()
         self.chosen: dict[str, str] = {}  # answers given so far (template, device): kept on retry
         self.ap_passphrase: str | None = None
+        # How far the device got (for an interrupted run: ``left_in`` says it in words).
+        self.stage = "start"  # start | configured | claimed | named
+        self.ssid: str | None = None
+        self.request: dict[str, Any] | None = None
+        self.device_id: int | None = None
+        self.device_name: str | None = None
 
     def emit(self, step: str, message: str, **data: Any) -> None:
         self._emit(Event(step, message, round(time.monotonic() - self._started, 3), data))
+
+    def waiting(self, what: str, timeout: float) -> None:
+        """A long step starts: what it waits for, and for how long at most (a UI shows a
+        spinner with the time passed until the next event other than "progress")."""
+        self.emit(
+            "waiting", f"waiting for {what} (up to {timeout:.0f} s)", what=what, timeout=timeout
+        )
+
+    def _join_timeout(self) -> float:
+        return float(getattr(self.wifi, "join_timeout", 30.0))
+
+    def left_in(self) -> str:
+        """In words: what state the device is in if the run stops now (Ctrl-C)."""
+        if self.stage == "start":
+            return (
+                "nothing was sent to the device: it is unchanged, still in setup mode "
+                "(run `wifiprov provision` again)"
+            )
+        if self.stage == "configured":
+            assert self.request is not None
+            until = time.strftime("%H:%M", time.localtime(self.request.get("expires_at", 0)))
+            return (
+                f"the device has the network '{self.ssid}' and a provisioning token "
+                f"(…{self.request['token'][-4:]}, valid until {until}) and goes on connecting: "
+                "once it logs in it is in your account (`wifiprov devices`); if it cannot "
+                "connect it returns to setup mode with its previous configuration"
+            )
+        if self.stage == "claimed":
+            return (
+                f"the device is in your account as device {self.device_id}, not named yet: "
+                f"`wifiprov device show {self.device_id}`, `wifiprov rename {self.device_id} NAME`"
+            )
+        return f"the device is provisioned: '{self.device_name}' (device {self.device_id})"
 
     def ask_choice(self, question: str, options: list[str], flag: str) -> str:
         if self.prompts is None:
@@ -108,8 +184,9 @@ class Provisioner:
     async def run(self, choices: Choices) -> dict[str, Any]:
         self._started = time.monotonic()
         self.ap_passphrase = choices.ap_passphrase
+        self.stage, self.device_id, self.request = "start", None, None
         template, prefix = await self.pick_template(choices)
-        ap = await self.find_device(choices, prefix)
+        ap = await self.find_device(choices, prefix, template["name"])
         portal = await self.join(ap)
         # verify=False: the portal is plain HTTP, and loading CA roots costs ~30 ms per client.
         async with httpx.AsyncClient(base_url=portal, timeout=15, verify=False) as device:
@@ -156,34 +233,49 @@ class Provisioner:
         )
         return template, prefix
 
-    async def find_device(self, choices: Choices, prefix: str) -> str:
+    async def find_device(self, choices: Choices, prefix: str, template_name: str) -> str:
+        scan_timeout = float(getattr(self.wifi, "scan_timeout", 10.0))
+        self.waiting("a WiFi scan for devices in setup mode", scan_timeout)
         aps = await self.wifi.access_points()
+        pattern = f"{prefix} {template_name}-XXXX"
         if choices.device:
             if choices.device not in aps:
                 raise ProvisioningFailed(
                     f"no access point named '{choices.device}' is in range",
-                    "check the device is in setup mode (its LED blinks blue; hold its button "
-                    "10 s to reset it) and close to you",
+                    "check the device is in setup mode (a new device starts in it; otherwise "
+                    "hold its button 10 s) and close to you",
                 )
             ap = choices.device
-        else:
-            candidates = [a for a in aps if a.startswith(prefix + " ")]
-            if not candidates:
-                raise ProvisioningFailed(
-                    f"no device in setup mode found (looking for access points named '{prefix} …')",
-                    "power the device on and wait for its LED to blink blue, or hold its "
-                    "button 10 s to put it back in setup mode",
-                )
-            ap = (
-                candidates[0]
-                if len(candidates) == 1
-                else self.ask_choice("Which device?", candidates, "--device")
+            self.chosen["device"] = ap
+            note = "" if named_for(ap, prefix, template_name) else f" (not named '{pattern}')"
+            self.emit("find", f"using device '{ap}'{note}", device=ap, ignored=[])
+            return ap
+        candidates, ignored = sort_aps(aps, prefix, template_name)
+        others = ""
+        if ignored:
+            listed = "; ".join(f"'{i['ap']}': {i['why']}" for i in ignored[:5])
+            more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+            others = f"ignored {len(ignored)} other device(s) in setup mode: {listed}{more}"
+        if not candidates:
+            raise ProvisioningFailed(
+                f"no '{template_name}' device in setup mode found (looking for access points "
+                f"named '{pattern}'; {len(aps)} in range)" + (f"; {others}" if others else ""),
+                "put the device in setup mode (a new device starts in it; otherwise hold its "
+                "button 10 s) and bring it close; for a device of another template pass its "
+                "--template, or name its access point with --device",
             )
+        ap = (
+            candidates[0]
+            if len(candidates) == 1
+            else self.ask_choice("Which device?", candidates, "--device")
+        )
         self.chosen["device"] = ap
-        self.emit("find", f"found device '{ap}'", device=ap)
+        message = f"found device '{ap}'" + (f"; {others}" if others else "")
+        self.emit("find", message, device=ap, ignored=ignored)
         return ap
 
     async def join(self, ap: str) -> str:
+        self.waiting(f"this machine to join '{ap}'", self._join_timeout())
         try:
             portal = await self.wifi.join(ap, self.ap_passphrase)
         except JoinFailed as exc:
@@ -248,6 +340,8 @@ class Provisioner:
         try:
             request = await self.cloud.provisioning_token(template["id"])
         except CloudRequestFailed as exc:
+            if exc.status != 403:
+                raise  # unreachable, session ended ...: said as such by the front end
             raise ProvisioningFailed(
                 f"the cloud refused a provisioning token: {exc}",
                 "ask an owner or admin for the provisioning right",
@@ -280,6 +374,8 @@ class Provisioner:
         try:
             reply = await device.get("/config?" + urlencode(params))
         except httpx.HTTPError as exc:
+            # It may have taken it: say what may have happened if the run stops here.
+            self.stage, self.ssid, self.request = "configured", ssid, request
             raise lost_device("sending the configuration", exc) from None
         if reply.status_code != 200:
             try:
@@ -289,12 +385,14 @@ class Provisioner:
             raise ProvisioningFailed(
                 f"the device refused the configuration: {detail}", "correct it and try again", 700
             )
+        self.stage, self.ssid, self.request = "configured", ssid, request
         self.emit("config", f"configuration sent; the device joins '{ssid}'")
 
     async def follow(self, device: httpx.AsyncClient) -> None:
         """Watch the device connect (it keeps its AP up): long-poll ``/status.json``."""
         state = "CONNECTING_NET"
         deadline = time.monotonic() + self.online_timeout
+        self.waiting(f"the device to join '{self.ssid}' and log in", self.online_timeout)
         while time.monotonic() < deadline:
             try:
                 reply = await device.get("/status.json", params={"state": state, "wait": 10})
@@ -316,6 +414,7 @@ class Provisioner:
         with progress); say exactly what is known when it does not happen."""
         self.emit("wait", "waiting for the device to take its token")
         deadline = time.monotonic() + self.online_timeout
+        self.waiting("the cloud to see the device log in", self.online_timeout)
         device_id: int | None = None
         while (left := deadline - time.monotonic()) > 0:
             status = await self.cloud.wait_for_claim(request["id"], min(left, 30))
@@ -333,7 +432,10 @@ class Provisioner:
                 break
         if device_id is None:
             raise await self.diagnose(ap)
+        self.stage, self.device_id = "claimed", device_id
         self.emit("claimed", f"the device took its token (device {device_id})", device_id=device_id)
+        if (left := deadline - time.monotonic()) > 0:
+            self.waiting(f"device {device_id} to be online", left)
         next_note = time.monotonic() + 5
         while True:
             device = await self.cloud.device(device_id)
@@ -361,6 +463,7 @@ class Provisioner:
     async def diagnose(self, ap: str) -> ProvisioningFailed:
         """The device did not come online: rejoin its AP and read why (``last_error``)."""
         self.emit("diagnose", "the device did not come online; asking it why")
+        self.waiting(f"this machine to rejoin '{ap}'", self._join_timeout())
         try:
             portal = await self.wifi.join(ap, self.ap_passphrase)
             async with httpx.AsyncClient(base_url=portal, timeout=10) as device:
@@ -386,6 +489,7 @@ class Provisioner:
         if name is None:
             name = self.ask_text("Name the device", "--name", default=current["name"])
         device = await self.cloud.rename(device_id, name) if name != current["name"] else current
+        self.stage, self.device_name = "named", device["name"]
         state = "is online" if device["online"] else "is named but went offline again"
         self.emit("done", f"device '{device['name']}' {state}", device=device)
         return device
