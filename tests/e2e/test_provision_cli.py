@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -550,3 +551,52 @@ async def test_a_terminal_shows_a_spinner_with_elapsed_time_and_timeout(world: W
     assert "reaching the device with --wifi sim" in text
     assert "(timeout 45 s)" in text and "waiting for the cloud to see the device log in" in text
     assert "Done:" in text
+
+
+async def test_a_question_on_a_terminal_is_not_drawn_over_by_the_spinner(world: World) -> None:
+    import pty
+
+    await world.device("lamp-1", "--mac", "02:00:00:00:00:01")
+    await world.device("lamp-2", "--mac", "02:00:00:00:00:02")
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        *PYTHON,
+        "provision",
+        "--air",
+        str(world.air.directory),
+        "--template",
+        "Lamp",
+        "--ssid",
+        HOME,
+        "--password-file",
+        str(world.tmp / "wifi-password"),
+        "--name",
+        "Picked",
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**world.env, "TERM": "xterm"},
+    )
+    os.close(slave)
+    output = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def read() -> bytes:
+        try:
+            return os.read(master, 65536)
+        except OSError:
+            return b""
+
+    answered = False
+    async with asyncio.timeout(90):
+        while chunk := await loop.run_in_executor(None, read):
+            output += chunk
+            if not answered and b"Which device?" in output:
+                os.write(master, b"2\r")
+                answered = True
+    os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert await proc.wait() == 0, text
+    question = text[text.index("Which device?") :].split("\n", 1)[0]
+    assert "waiting for" not in question  # the spinner stopped before the question
+    assert "Done: 'Picked'" in text

@@ -32,7 +32,12 @@ err = Console(stderr=True)
 
 
 class TerminalPrompts:
+    def __init__(self, spinner: Spinner | None = None) -> None:
+        self.spinner = spinner  # stopped before a question: a prompt under a spinner is garbled
+
     def choose(self, question: str, options: list[str]) -> str:
+        if self.spinner is not None:
+            self.spinner.stop()
         for i, option in enumerate(options, 1):
             err.print(f"  {i}. {option}")
         while True:
@@ -44,6 +49,8 @@ class TerminalPrompts:
             err.print(f"  type a number from 1 to {len(options)}")
 
     def text(self, question: str, default: str = "", secret: bool = False) -> str:
+        if self.spinner is not None:
+            self.spinner.stop()
         return Prompt.ask(question, console=err, default=default or None, password=secret) or ""
 
 
@@ -224,7 +231,7 @@ def provision(
                 client,
                 phone,
                 show,
-                TerminalPrompts() if interactive else None,
+                TerminalPrompts(spinner) if interactive else None,
                 online_timeout=timeout,
             )
             state["flow"] = flow
@@ -235,6 +242,8 @@ def provision(
                     except ProvisioningFailed as exc:
                         if not (interactive and exc.code in RETRYABLE):
                             raise
+                        if spinner is not None:
+                            spinner.stop()
                         err.print(f"[bold red]{exc.what}[/] {exc.todo}")
                         if Prompt.ask("Try again?", choices=["y", "n"], console=err) != "y":
                             raise
