@@ -20,9 +20,9 @@ from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.body_limit import MAX_BODY, BodyLimit, BodyTooLarge
 from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.db import Database, DatabaseUnavailable
-from wifiprov.cloud.errors import CloudError, Invalid
+from wifiprov.cloud.errors import CloudError, Invalid, TooManyRequests
 from wifiprov.cloud.settings import CloudSettings
-from wifiprov.cloud.sign_in_gate import SignInGate
+from wifiprov.cloud.sign_in_gate import SignInGate, Tarpit
 from wifiprov.cloud.tokens import TokenHasher
 from wifiprov.cloud.validation import (
     DB_INT_MAX,
@@ -107,7 +107,8 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     )
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
-    app.add_middleware(SignInGate, db=db)  # outermost: a throttled sign-in costs nothing more
+    tarpit = Tarpit()
+    app.add_middleware(SignInGate, db=db, tarpit=tarpit)  # outermost: a blocked sign-in is cheap
     bearer = HTTPBearer(auto_error=False)
 
     @app.exception_handler(CloudError)
@@ -165,7 +166,11 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     @app.post("/api/auth/sign-in", tags=["accounts"])
     async def sign_in(request: Request, body: SignIn) -> dict[str, Any]:
         address = request.client.host if request.client else None
-        token = await accounts.sign_in(db, hasher, body.email, body.password, address=address)
+        try:
+            token = await accounts.sign_in(db, hasher, body.email, body.password, address=address)
+        except TooManyRequests as exc:
+            await tarpit.hold(exc.retry_after)  # a client retrying at once waits for its answer
+            raise
         who = await accounts.authenticate(db, hasher, token)
         return {"token": token, "user": {"id": who.user_id, "email": who.email}}
 

@@ -5,10 +5,17 @@ body parsing and validation only to refuse it costs the event loop more than the
 worth (docs/benchmarks.md, sign-in flood). This gate answers 429 from the address throttle
 alone, without reading the body. Account backoff and the hashing queue stay in
 ``accounts.sign_in``, which needs the parsed body.
+
+The refusal is also held back (a tarpit) for the rest of the block, at most ``TARPIT`` seconds:
+a client that retries the moment it is answered then sends one attempt per block instead of
+hundreds a second, and a waiting request costs only a sleeping coroutine. The sign-in route
+holds its own 429s (a full hashing queue, an account backing off) the same way. At most
+``MAX_HELD`` refusals wait at once; past that they are answered at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
@@ -18,18 +25,40 @@ from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
 
 PATH = "/api/auth/sign-in"
+TARPIT = 2.0  # seconds a refusal is held back at most
+MAX_HELD = 1000  # refusals held back at once
+
+
+class Tarpit:
+    """Holds refusals back, at most ``MAX_HELD`` at once."""
+
+    def __init__(self, limit: int = MAX_HELD) -> None:
+        self.limit = limit
+        self.held = 0
+
+    async def hold(self, seconds: float) -> None:
+        if self.held >= self.limit or seconds <= 0:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(min(seconds, TARPIT))
+        finally:
+            self.held -= 1
 
 
 class SignInGate:
-    def __init__(self, app: ASGIApp, db: Database) -> None:
-        self.app, self.db = app, db
+    def __init__(self, app: ASGIApp, db: Database, tarpit: Tarpit) -> None:
+        self.app, self.db, self.tarpit = app, db, tarpit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
             client = scope.get("client")
-            wait = accounts.policy(self.db).by_address.blocked(client[0]) if client else 0.0
+            address: str | None = client[0] if client else None
+            backoff = accounts.policy(self.db).by_address
+            wait = backoff.blocked(address) if address else 0.0
             if wait > 0:
-                await _refuse(send, wait)
+                await self.tarpit.hold(wait)
+                await _refuse(send, max(backoff.blocked(address or ""), 0.001))
                 return
         await self.app(scope, receive, send)
 
