@@ -20,12 +20,32 @@ from wifiprov import session
 app = typer.Typer(
     help="Open WiFi provisioning, wire-compatible with Blynk.Edgent.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish)
 )
 cloud_app = typer.Typer(
     help="Run the cloud (HTTP API + device gateway), or set it up.", invoke_without_command=True
 )
 app.add_typer(cloud_app, name="cloud")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from wifiprov import __version__
+
+        print(f"wifiprov {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Open WiFi provisioning, wire-compatible with Blynk.Edgent."""
 
 
 @functools.cache
