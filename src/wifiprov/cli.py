@@ -497,7 +497,11 @@ def _request(method: str, cloud: str, path: str, token: str | None = None, **kw:
     add_help_option=False,
 )
 def device(ctx: typer.Context) -> None:
-    """Run the device agent (see `wifiprov device --help`)."""
+    """Run the device agent (see `wifiprov device --help`); `device show ID`: a cloud device."""
+    if ctx.args[:1] == ["show"]:
+        from wifiprov.provisioner.objects import device_show_main
+
+        raise typer.Exit(device_show_main(ctx.args[1:]))
     from wifiprov.device.cli import main as device_main
 
     raise typer.Exit(device_main(ctx.args))
@@ -523,7 +527,19 @@ def _add_provisioner() -> None:
 
 
 LAZY = {"air": _add_air, "bench": _add_bench}
-PROVISIONER = ("provision", "devices", "reconfigure", "erase", "delete", "rename")
+PROVISIONER = (
+    "provision",
+    "devices",
+    "reconfigure",
+    "erase",
+    "delete",
+    "rename",
+    "whoami",
+    "templates",
+    "tokens",
+    "members",
+    "pins",
+)
 
 
 def main() -> None:

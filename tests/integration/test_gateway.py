@@ -165,6 +165,10 @@ async def test_heartbeat_timeout_follows_the_devices_h_beat(cloud: RunningCloud)
             return not (await api.get(f"/api/devices/{device_id}")).json()["online"]
 
         await until(offline)
+        device = (await api.get(f"/api/devices/{device_id}")).json()
+    # The API says why the cloud let it go, and where it last connected from.
+    assert device["last_error"].startswith("heartbeat timeout (")
+    assert device["last_ip"] == "127.0.0.1"
 
 
 async def test_token_guessing_is_throttled_per_address_without_hurting_others(

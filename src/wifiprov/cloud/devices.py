@@ -247,6 +247,8 @@ def _public(row: Any) -> dict[str, Any]:
         "template_mismatch": row.reported_template is not None
         and row.reported_template != row.template_id,
         "meta": json.loads(row.meta or "{}"),  # INTERNAL meta: Device UID, Hotspot Name ...
+        "last_ip": row.last_ip,
+        "last_error": row.last_error,  # why the cloud last closed it for a fault, or None
     }
 
 

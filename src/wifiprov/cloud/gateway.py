@@ -145,7 +145,7 @@ class DeviceConnection(asyncio.Protocol):
         try:
             frames = self.decoder.feed(data)
         except blynk.ProtocolError as exc:
-            self.close(f"protocol error: {exc}")
+            self.close(f"protocol error: {exc}", fault=True)
             return
         for frame in frames:
             if self.state is State.CLOSED:
@@ -177,7 +177,7 @@ class DeviceConnection(asyncio.Protocol):
         if transport is None or self.state is State.CLOSED:
             return
         if self.paused and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self.close("not reading (send buffer full)", abort=True)
+            self.close("not reading (send buffer full)", abort=True, fault=True)
             return
         transport.write(data)
 
@@ -188,11 +188,14 @@ class DeviceConnection(asyncio.Protocol):
         self.msg_id = blynk.next_msg_id(self.msg_id)
         return self.msg_id
 
-    def close(self, reason: str | None, abort: bool = False) -> None:
-        """Close (after what is queued is sent), or ``abort`` (drop it: the peer is not reading)."""
+    def close(self, reason: str | None, abort: bool = False, fault: bool = False) -> None:
+        """Close (after what is queued is sent), or ``abort`` (drop it: the peer is not reading).
+        A ``fault`` of a logged-in device is kept as its ``last_error`` (shown by the API)."""
         if self.state is not State.CLOSED and reason:
             who = f"device {self.device_id}" if self.device_id else self.address
             log.info("%s: closing: %s", who, reason)
+            if fault and self.device_id:
+                self.gw.writer.note(self.device_id, last_error=reason[:200])
         self.state = State.CLOSED
         if self.transport is not None:
             if abort:
@@ -520,6 +523,7 @@ class Gateway:
         conn.device_id = auth.device_id
         conn.token_last4 = token[-4:].decode("ascii")
         conn.connected_at = time.time()
+        self.writer.note(auth.device_id, last_ip=conn.address)
         conn.msg_id = 0
         conn.buffer_in = auth.buffer_in or devices.DEFAULT_BUFFER_IN
         conn.meta = json.loads(auth.meta or "{}")
@@ -688,7 +692,7 @@ class Gateway:
                 if conn.state is State.ONLINE:
                     idle = now - conn.last_input
                     if idle > conn.heartbeat_timeout:
-                        conn.close(f"heartbeat timeout ({idle:.0f} s without input)")
+                        conn.close(f"heartbeat timeout ({idle:.0f} s without input)", fault=True)
                     elif write_seen:
                         self.writer.last_seen(conn.device_id, wall - idle)
                 elif (

@@ -64,6 +64,7 @@ class DeviceDataWriter:
         self.meta: dict[int, str] = {}  # device -> its whole meta, as JSON
         # device -> (online, node, connected_at, when): the newest presence change wins
         self.presence: dict[int, tuple[bool, str, float, float]] = {}
+        self.facts: dict[int, dict[str, str | None]] = {}  # device -> last_ip, last_error
         self.seen: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one flush at a time: flush() is a barrier
@@ -99,6 +100,10 @@ class DeviceDataWriter:
 
     def offline(self, device_id: int, node: str, connected_at: float, now: float) -> None:
         self.presence[device_id] = (False, node, connected_at, now)
+
+    def note(self, device_id: int, **facts: str | None) -> None:
+        """Facts about a device's connection (``last_ip``, ``last_error``), written behind."""
+        self.facts.setdefault(device_id, {}).update(facts)
 
     def last_seen(self, device_id: int, when: float) -> None:
         self.seen[device_id] = when
@@ -153,8 +158,9 @@ class DeviceDataWriter:
         meta, self.meta = self.meta, {}
         presence, self.presence = self.presence, {}
         seen, self.seen = self.seen, {}
+        facts, self.facts = self.facts, {}
         try:
-            await self._write(values, properties, events, info, presence, seen, meta)
+            await self._write(values, properties, events, info, presence, seen, meta, facts)
         except Exception:
             # Put it back under anything newer that arrived meanwhile.
             self.values = {**values, **self.values}
@@ -164,6 +170,8 @@ class DeviceDataWriter:
             self.meta = {**meta, **self.meta}
             self.presence = {**presence, **self.presence}
             self.seen = {**seen, **self.seen}
+            for d, f in facts.items():
+                self.facts[d] = {**f, **self.facts.get(d, {})}
             raise
 
     async def _write(
@@ -175,10 +183,21 @@ class DeviceDataWriter:
         presence: dict[int, tuple[bool, str, float, float]],
         seen: dict[int, float],
         meta: dict[int, str],
+        facts: dict[int, dict[str, str | None]] | None = None,
     ) -> None:
-        if not (values or properties or events or info or presence or seen or meta):
+        if not (values or properties or events or info or presence or seen or meta or facts):
             return
         batches: list[tuple[Any, list[dict[str, Any]]]] = []
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for d, f in (facts or {}).items():
+            by_keys.setdefault(tuple(sorted(f)), []).append({"d": d, **f})
+        for keys, rows in by_keys.items():
+            stmt = (
+                update(devices)
+                .where(devices.c.id == bindparam("d"))
+                .values(**{k: bindparam(k) for k in keys})
+            )
+            batches.append((stmt, rows))
         if presence:
             online = [{"d": d, "node": n, "t": c} for d, (up, n, c, _) in presence.items() if up]
             offline = [

@@ -105,6 +105,8 @@ devices = Table(
     Column("buffer_in", Integer),
     Column("reported_template", String(32)),  # what the firmware reports (INTERNAL tmpl)
     Column("meta", Text),  # JSON: the device's INTERNAL meta (Hotspot Name, Device UID)
+    Column("last_ip", String(45)),  # where its last login came from
+    Column("last_error", String(200)),  # why the cloud last closed it for a fault, in words
     Column("online_node", String(64)),  # gateway node holding its connection, NULL when offline
     Column("connected_at", Float),
     Column("last_seen", Float),
