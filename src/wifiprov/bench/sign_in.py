@@ -87,8 +87,9 @@ def _attack(url: str, attackers: int, email: str, seconds: float, obey: bool, re
                     )
                     took.append(time.perf_counter() - started)
                     answers[reply.status_code] += 1
-                    if obey and reply.status_code == 429:
-                        await asyncio.sleep(float(reply.headers.get("Retry-After", 1)))
+                    if obey and reply.status_code == 429:  # (never past the end of the run)
+                        wait = float(reply.headers.get("Retry-After", 1))
+                        await asyncio.sleep(max(0.0, min(wait, until - time.monotonic())))
 
         await asyncio.gather(*(one(i) for i in range(attackers)))
         took.sort()
