@@ -851,5 +851,5 @@ def stored_config(parsed: edgent.DeviceConfig) -> StoredConfig:
 
 
 def load_store(path: Path) -> ConfigStore:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return ConfigStore(path)

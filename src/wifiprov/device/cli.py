@@ -272,7 +272,7 @@ async def _run(values: dict[str, Any]) -> None:
         values = _claim_sim_device(values)
     # Settings first: a mistake there is reported before any radio is touched.
     store_path = Path(values["store"]).expanduser()
-    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds secrets
     config = agent_config(values)
     if not config.host:
         log.info("no cloud host configured: /config (or the setup link) must name it")

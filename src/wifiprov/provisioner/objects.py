@@ -112,6 +112,22 @@ def _firmware_lines(config: dict[str, Any]) -> list[str]:
     ]
 
 
+def device_toml(config: dict[str, Any]) -> str:
+    """The ``device.toml`` of a ``wifiprov device`` of this template (``--config``)."""
+    lines = [
+        "[device]",
+        f"template_id = {json.dumps(config['template_id'])}",
+        f"template_name = {json.dumps(config['template_name'])}",
+        f"vendor = {json.dumps(config['hotspot_prefix'] or 'Blynk')}",
+        f"host = {json.dumps(config['host'])}",
+    ]
+    if config.get("port"):
+        lines.append(f"port = {int(config['port'])}")
+    if config.get("port_ssl"):
+        lines.append(f"port_ssl = {int(config['port_ssl'])}")
+    return "\n".join(lines) + "\n"
+
+
 @templates_app.command("list")
 def templates_list(cloud: CloudOption = None, json_out: JsonOption = False) -> None:
     """Templates of all your organizations."""
@@ -165,6 +181,14 @@ def templates_show(
     template: Annotated[str, typer.Argument(help="template id or name")],
     cloud: CloudOption = None,
     json_out: JsonOption = False,
+    toml: Annotated[
+        bool,
+        typer.Option(
+            "--device-toml",
+            help="print only the device.toml of a `wifiprov device` of this template "
+            "(wifiprov device --config device.toml)",
+        ),
+    ] = False,
 ) -> None:
     """A template and what its firmware needs (template id and name, AP name, host, ports)."""
 
@@ -175,6 +199,9 @@ def templates_show(
             return {**found, "firmware_config": config}
 
     t = _run(main())
+    if toml:
+        sys.stdout.write(device_toml(t["firmware_config"]))
+        return
     if json_out:
         _print_json(t)
         return
@@ -188,6 +215,11 @@ def templates_show(
     out.print(f"  devices use:   {c['host']} ({ports or 'no gateway port'})", highlight=False)
     for line in _firmware_lines(c):
         out.print(f"  {line}", markup=False, highlight=False)
+    out.print(
+        f"  for `wifiprov device`: wifiprov templates show {t['id']} --device-toml > device.toml",
+        markup=False,
+        highlight=False,
+    )
 
 
 @templates_app.command("edit")
