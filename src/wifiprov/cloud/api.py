@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from wifiprov import __version__
-from wifiprov.cloud import accounts, devices, provisioning, templates
+from wifiprov.cloud import accounts, console, devices, provisioning, templates
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.body_limit import MAX_BODY, BodyLimit, BodyTooLarge
 from wifiprov.cloud.bus import Bus
@@ -356,4 +356,5 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         row = await devices.device_by_token(db, hasher, token)
         return PlainTextResponse("true" if row.online_node is not None else "false")
 
+    console.mount(app, db, bus, hasher, settings)  # the web console: pages at /, cookie sessions
     return app
