@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, RunningCloud
+from tests.integration.test_console_sessions import csrf_of
 from wifiprov.cloud import accounts, passwords
 from wifiprov.cloud.accounts import AccountPolicy
 from wifiprov.cloud.db.schema import memberships, sessions, users
@@ -306,3 +307,16 @@ async def test_http_sign_out_everywhere_and_member_removal(cloud: RunningCloud) 
     for old in (second, cloud.owner_token):
         async with cloud.client(old) as api:
             assert (await api.get("/api/me")).status_code == 401
+
+
+async def test_the_console_sign_in_form_is_gated_too(cloud: RunningCloud) -> None:
+    configure(cloud, sign_in_failures_address=2, sign_in_failures_account=100)
+    async with cloud.client() as web:
+        csrf = csrf_of(await web.get("/sign-in"))
+        for i in range(4):  # once the address is blocked, the form is not even read
+            last = await web.post(
+                "/sign-in",
+                data={"csrf": csrf, "email": f"u{i}@example.com", "password": "wrong!!!"},
+            )
+        assert last.status_code == 429 and last.headers["content-type"].startswith("text/html")
+        assert "Try again later" in last.text and int(last.headers["retry-after"]) >= 1

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
 
-PATH = "/api/auth/sign-in"
+PATHS = {"/api/auth/sign-in": "json", "/sign-in": "html"}  # the API's, and the console's form
 TARPIT = 2.0  # seconds a refusal is held back at most
 MAX_HELD = 1000  # refusals held back at once
 
@@ -51,27 +51,38 @@ class SignInGate:
         self.app, self.db, self.tarpit = app, db, tarpit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+        kind = PATHS.get(scope["path"]) if scope["type"] == "http" else None
+        if kind is not None and scope["method"] == "POST":
             client = scope.get("client")
             address: str | None = client[0] if client else None
             backoff = accounts.policy(self.db).by_address
             wait = backoff.blocked(address) if address else 0.0
             if wait > 0:
                 await self.tarpit.hold(wait)
-                await _refuse(send, max(backoff.blocked(address or ""), 0.001))
+                await _refuse(send, max(backoff.blocked(address or ""), 0.001), kind)
                 return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, wait: float) -> None:
+async def _refuse(send: Send, wait: float, kind: str = "json") -> None:
     message = f"too many failed sign-ins from this address: try again in {math.ceil(wait)} s"
-    body = json.dumps({"error": "too_many_requests", "message": message}).encode()
+    if kind == "html":
+        body = (
+            "<!doctype html><html lang=en><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width">'
+            f"<title>Try again later</title><h1>Try again later</h1><p>{message.capitalize()}."
+            '<p><a href="/sign-in">Back to sign in</a></html>'
+        ).encode()
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"error": "too_many_requests", "message": message}).encode()
+        content_type = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": 429,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(max(1, math.ceil(wait))).encode()),
             ],
