@@ -47,3 +47,22 @@ def test_a_rejected_token_is_explained_for_a_phone() -> None:
     page = render(b"", "cloud.local")
     # 703's words on the page say what to do from the phone: a new setup link, or paste a token.
     assert "Get a new setup link" in page and "paste its token" in page
+
+
+def test_without_a_token_the_page_says_where_to_get_one() -> None:
+    page = render(b"", "cloud.local")
+    assert '<div id="no-token" class="box">' in page and "Add device page" in page
+    with_token = render(b"token=" + b"a" * 32, "cloud.local")
+    assert '<div id="no-token" class="box" hidden>' in with_token
+
+
+def test_the_way_back_is_an_http_url_only_and_escaped() -> None:
+    ok = render(b"token=x&next=http%3A%2F%2Fcloud.example%3A8080%2Fadd-device%2F7", "h")
+    assert 'data-next="http://cloud.example:8080/add-device/7"' in ok
+    for bad in [
+        b"javascript%3Aalert(1)",
+        b"%2Fadd-device",
+        b"http%3A%2F%2Fa%22%3E%3Cb",
+        b"data%3Ax",
+    ]:
+        assert 'data-next=""' in render(b"next=" + bad, "h"), bad

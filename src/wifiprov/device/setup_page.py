@@ -9,6 +9,11 @@ cloud's setup link fills them in. A device with no configured cloud host require
 (and says why) rather than fall back to Edgent's blynk.cloud. The page loads nothing from
 elsewhere (the phone has no internet on the device's AP), and everything from the device or the URL
 is escaped: SSIDs are arbitrary bytes, and one that is not UTF-8 is sent back as ``ssid_hex``.
+
+Opened without a token (a phone's captive sign-in sheet opens ``/`` by itself), the page says so
+and takes the setup link, or its token, pasted into "Device token": a pasted link fills in the
+token, host, ports and way back. The link's ``next=`` (an http(s) URL: the console's page that
+created the link) becomes a "Back to your account" link when the device is done.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import html
 from collections.abc import Iterable
 from importlib.resources import files
 from string import Template
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from wifiprov.wire.edgent import ScanEntry
 
@@ -91,6 +96,26 @@ NO_HOST_HINT = (
 )
 
 
+NO_TOKEN = (
+    "You opened this page without a setup link. Paste the setup link, or the device token from "
+    "it, into “Device token” below. You get it on the Add device page of your account (the "
+    "console), or from the person who gave you this device."
+)
+
+
+def safe_next(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host (the way back to the console), else ""."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        return ""
+    if any(c in url for c in "\r\n\t\\ <>\"'"):
+        return ""
+    return url.strip()
+
+
 def setup_page(
     title: str, networks: Iterable[ScanEntry], query: bytes, host: str, port: int | None
 ) -> bytes:
@@ -111,6 +136,9 @@ def setup_page(
         options=options,
         scan_hint=html.escape(hint),
         token=html.escape(param("token", "")),
+        no_token_hidden=" hidden" if param("token", "") else "",
+        no_token=html.escape(NO_TOKEN),
+        next=html.escape(safe_next(param("next", ""))),
         host=html.escape(param("host", "")),
         host_default=html.escape(host),
         host_hint=html.escape(HOST_HINT if host else NO_HOST_HINT),
