@@ -198,3 +198,16 @@ async def test_an_unreachable_cloud_names_the_url_it_tried(term: Terminal) -> No
 async def test_not_signed_in_says_run_login(tmp_path: Path) -> None:
     code, _, err = await Terminal(tmp_path / "empty").run("templates", "list")
     assert code == 1 and "not signed in" in err and "wifiprov login" in err
+
+
+def test_firmware_lines_are_valid_c_strings() -> None:
+    from wifiprov.provisioner.objects import _firmware_lines
+
+    lines = _firmware_lines(
+        {
+            "template_id": "TMPL12345678",
+            "template_name": 'Say "hi" \\ bye',
+            "hotspot_prefix": "Acme",
+        }
+    )
+    assert lines[1] == '#define BLYNK_TEMPLATE_NAME "Say \\"hi\\" \\\\ bye"'

@@ -103,11 +103,16 @@ async def _template(client: CloudClient, wanted: str) -> dict[str, Any]:
     return match[0]
 
 
+def _c_string(text: str) -> str:
+    """A C string literal of ``text`` (quotes and backslashes escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _firmware_lines(config: dict[str, Any]) -> list[str]:
     example = ap_name(config["hotspot_prefix"] or "Blynk", config["template_name"], "XXXX")
     return [
-        f'#define BLYNK_TEMPLATE_ID   "{config["template_id"]}"',
-        f'#define BLYNK_TEMPLATE_NAME "{config["template_name"]}"',
+        f"#define BLYNK_TEMPLATE_ID   {_c_string(config['template_id'])}",
+        f"#define BLYNK_TEMPLATE_NAME {_c_string(config['template_name'])}",
         f"its devices in setup mode call their WiFi '{example}'",
     ]
 
