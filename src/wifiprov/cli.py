@@ -356,6 +356,14 @@ def demo(
             "store: it holds a token and a WiFi password); removed by default",
         ),
     ] = False,
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help="then keep the cloud and the device running and print the web console's URL "
+            "with the demo user's e-mail and password, until Ctrl-C",
+        ),
+    ] = False,
 ) -> None:
     """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
     from wifiprov.demo import FAILURES, run_demo
@@ -375,8 +383,12 @@ def demo(
                 _address(gateway, 0, "--gateway") or ("127.0.0.1", 0),
                 failure,
                 keep=keep,
+                console=console,
             )
         )
+    except KeyboardInterrupt:  # --console: stopped with Ctrl-C, after the clean-up
+        print("demo stopped", flush=True)
+        return
     except OSError as exc:
         fail(f"cannot start the demo: {exc}", "choose other ports with --http / --gateway")
         return

@@ -3,7 +3,9 @@
 A cloud on a temporary SQLite database (a user, an organization, a template), a simulated home
 network and a simulated device in AP mode, then the provisioner against them: the device comes
 online, is named, and a virtual-pin value goes to it and comes back. ``--fail`` first shows a
-failure path (the device's own error code, explained) and then the recovery.
+failure path (the device's own error code, explained) and then the recovery. ``--console``
+leaves the cloud (and the device) running after the flow and prints the web console's URL with
+the demo user's e-mail and password, until Ctrl-C: the provisioned device is there in a browser.
 """
 
 from __future__ import annotations
@@ -40,14 +42,18 @@ async def run_demo(
     fail: str | None = None,
     workdir: Path | None = None,
     keep: bool = False,
+    console: bool = False,
 ) -> dict[str, Any]:
     """The whole flow. Without ``workdir`` it works in a new private temporary folder (0700),
-    removed at the end unless ``keep``: it holds a device token and a WiFi password."""
+    removed at the end unless ``keep``: it holds a device token and a WiFi password.
+
+    With ``console`` it then says the console's URL and the demo user's credentials and keeps
+    the cloud and the device running until cancelled (Ctrl-C); the clean-up happens then."""
     if workdir is not None:
-        return await _run_demo(say, http, gateway, fail, workdir)
+        return await _run_demo(say, http, gateway, fail, workdir, console)
     temporary = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))  # mode 0700
     try:
-        return await _run_demo(say, http, gateway, fail, temporary)
+        return await _run_demo(say, http, gateway, fail, temporary, console)
     finally:
         if keep:
             say(
@@ -65,6 +71,7 @@ async def _run_demo(
     gateway: tuple[str, int],
     fail: str | None,
     workdir: Path,
+    console: bool = False,
 ) -> dict[str, Any]:
     password = secrets.token_urlsafe(9)
     settings = CloudSettings(
@@ -131,7 +138,13 @@ async def _run_demo(
             await client.write_pin(device["id"], 1, "80")
             echoed = await _wait_for_pin(client, device["id"], "V2")
             say(f"cloud: the device answered on V2: '{echoed}'")
-            return {"device": device, "V2": echoed, "cloud": url}
+            result = {"device": device, "V2": echoed, "cloud": url}
+            if console:
+                say(f"demo complete: '{device['name']}' is online and answered '{echoed}'")
+                say(f"console: {url}/ (sign in as demo@example.com, password {password})")
+                say("console: the cloud and the device keep running; press Ctrl-C to stop")
+                await asyncio.Event().wait()  # until cancelled (Ctrl-C)
+            return result
     finally:
         agent.stop()
         await asyncio.wait_for(device_task, 10)

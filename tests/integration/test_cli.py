@@ -273,6 +273,54 @@ async def test_demo_shows_a_failure_and_its_recovery(failure: str, code: int) ->
     assert out.index("FAILED") < out.index("demo complete")
 
 
+async def test_demo_console_keeps_the_cloud_running_until_ctrl_c() -> None:
+    import signal
+
+    import httpx
+
+    from tests.integration.test_console_sessions import csrf_of
+
+    proc = await asyncio.create_subprocess_exec(
+        *WIFIPROV, "demo", "--console",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not lines or "press Ctrl-C" not in lines[-1]:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(lines)
+                lines.append(line)
+        out = "".join(lines)
+        assert "demo complete: 'Living room lamp' is online" in out
+        found = re.search(
+            r"console: (http://127\.0\.0\.1:\d+)/ \(sign in as (\S+), password (\S+)\)", out
+        )
+        assert found is not None, out
+        url, email, password = found.groups()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as browser:
+            form = await browser.get("/sign-in")
+            signed = await browser.post(
+                "/sign-in", data={"csrf": csrf_of(form), "email": email, "password": password}
+            )
+            assert signed.status_code == 303, signed.text
+            assert "Demo" in (await browser.get("/")).text
+            assert "Smart Lamp" in (await browser.get("/add-device")).text
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+        out += rest.decode()
+        assert proc.returncode == 0, out
+        assert "demo stopped" in out
+        folder = re.search(r"removed (\S+) \(give --keep", out)
+        assert folder is not None and not Path(folder.group(1)).exists(), out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_demo_refuses_an_unknown_failure() -> None:
     code, out = await run("demo", "--fail", "meteor")
     assert code == 1 and "wrong-password" in out
