@@ -163,3 +163,27 @@ async def test_an_expired_link_is_explained_and_a_new_one_made(tmp_path: Path, s
             assert token(fresh) != token(link)
     finally:
         await stop_world(world)
+
+
+async def test_the_setup_page_opened_without_the_link_takes_it_pasted(lab: Lab) -> None:
+    """A captive sign-in sheet opens the device's page without the token: the link pasted in
+    "Device token" fills the token, host and port, and the way back appears when done."""
+    device = await lab.device()
+    link = await lab.setup_link() + "&next=http%3A%2F%2Fconsole.example%2Fadd-device%2F1"
+    async with lab.browser(device) as phone:
+        await phone.open("http://192.168.4.1/")
+        await phone.page.get_by_text("You opened this page without a setup link").wait_for()
+        assert "Add device page" in await phone.page.locator("#no-token").text_content()
+        await phone.page.get_by_label("Device token").fill(link)
+        assert await phone.page.get_by_label("Device token").input_value() == token(link)
+        assert await phone.page.input_value("#host") == "127.0.0.1"
+        assert await phone.page.input_value("#port") == parse_qs(urlsplit(link).query)["port"][0]
+        assert not await phone.visible("#no-token")
+        await phone.choose(HOME)
+        await phone.fill(**{"pass": HOME_PASSWORD})
+        await phone.submit()
+        done = await phone.result(timeout=90)
+        assert done.outcome == "done", (done, device.log_text())
+        back = phone.page.get_by_role("link", name="Back to your account")
+        assert await back.get_attribute("href") == "http://console.example/add-device/1"
+    assert (await lab.online_devices())[0]["online"]
