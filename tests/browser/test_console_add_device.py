@@ -149,10 +149,10 @@ async def test_an_expired_link_is_explained_and_a_new_one_made(tmp_path: Path, s
     try:
         async with console_tab(lab) as console:
             link = await start_adding(console, lab.shots)
-            assert re.search(r"Works for 1 minutes?", await console.content())
+            assert re.search(r"Works for 1 minute,", await console.content())
             heading = console.get_by_role("heading", name="The setup link expired")
             await heading.wait_for(timeout=30_000)  # the page noticed by itself
-            await console.get_by_text("a link works for 1 minutes").wait_for()
+            await console.get_by_text("a link works for 1 minute and").wait_for()
             await checked(console)
             await console.screenshot(path=str(lab.shots / "expired.png"), full_page=True)
             await console.get_by_role("button", name="New setup link for Lamp").click()

@@ -130,7 +130,8 @@ def _words(status: dict[str, Any], ttl: float) -> dict[str, str]:
     if state == "expired":
         minutes = max(1, math.floor(ttl / 60))
         return {
-            "what": f"This setup link expired: a link works for {minutes} minutes and no device "
+            "what": f"This setup link expired: a link works for {minutes} "
+            f"minute{'s' if minutes != 1 else ''} and no device "
             "used it in time.",
             "todo": "Get a new setup link (same template) and open it on the phone connected to "
             "the device's WiFi network. The device is still in setup mode.",
