@@ -90,6 +90,16 @@ def test_make_dist_versions_each_commit_and_leaves_out_uncommitted_changes(
             version.rsplit("+g", 1)[1]
         ), (version, commit)  # fmt: skip
         assert wheel_version(wheel) == version  # the metadata says the same
+        with zipfile.ZipFile(wheel) as z:  # the data files the package reads at run time
+            names = set(z.namelist())
+        for needed in (
+            "wifiprov/cloud/console/templates/base.html",
+            "wifiprov/cloud/console/static/console.css",
+            "wifiprov/device/setup_page.html",
+            "wifiprov/cloud/db/migrations/versions/0001_initial.py",
+        ):
+            assert needed in names, needed
+        assert any(n.startswith("wifiprov/cloud/console/templates/add_device/") for n in names)
         sdist = tmp_path / f"dist{n}" / f"wifiprov-{version}.tar.gz"
         assert sdist.exists(), sorted(p.name for p in (tmp_path / f"dist{n}").iterdir())
         readme = subprocess.run(["tar", "-xzOf", str(sdist), f"wifiprov-{version}/README.md"],
