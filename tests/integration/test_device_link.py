@@ -40,16 +40,21 @@ INFO = {
 }
 
 
-def settings(token: str, port: int | None, **kw: object) -> LinkSettings:
-    return LinkSettings(token=token, host="127.0.0.1", port=port, info=INFO, **kw)  # type: ignore[arg-type]
+def settings(
+    token: str, port: int | None, template_id: str = "TMPLtest", **kw: object
+) -> LinkSettings:
+    """The firmware reports ``template_id`` (a claim needs the token's template)."""
+    info = {**INFO, "fw-type": template_id, "tmpl": template_id}
+    return LinkSettings(token=token, host="127.0.0.1", port=port, info=info, **kw)  # type: ignore[arg-type]
 
 
 async def test_link_logs_in_reports_info_and_obeys_the_cloud(cloud: RunningCloud) -> None:
-    request = await provisioning_token(cloud, await template(cloud))
+    template_id = await template(cloud)
+    request = await provisioning_token(cloud, template_id)
     writes: list[tuple[int, list[str]]] = []
     console: list[str] = []
     link = CloudLink(
-        settings(request["token"], cloud.gateway[1]),
+        settings(request["token"], cloud.gateway[1], template_id),
         LinkCallbacks(on_write=lambda p, v: writes.append((p, v)), on_console=console.append),
     )
     await link.open(timeout=5)
@@ -78,7 +83,7 @@ async def test_link_logs_in_reports_info_and_obeys_the_cloud(cloud: RunningCloud
         await api.delete(f"/api/devices/{device['id']}")
     reason = await asyncio.wait_for(serving, 5)
     assert "closed" in reason
-    again = CloudLink(settings(request["token"], cloud.gateway[1]))
+    again = CloudLink(settings(request["token"], cloud.gateway[1], template_id))
     with pytest.raises(LinkError) as failure:
         await again.open(timeout=5)
     assert failure.value.code == 703
@@ -127,12 +132,14 @@ async def test_link_rejects_an_untrusted_certificate(tmp_path: Path) -> None:
 
 
 async def test_link_follows_a_redirect(cloud: RunningCloud) -> None:
-    request = await provisioning_token(cloud, await template(cloud))
-    link = CloudLink(settings(request["token"], cloud.gateway[1]))
+    template_id = await template(cloud)
+    request = await provisioning_token(cloud, template_id)
+    link = CloudLink(settings(request["token"], cloud.gateway[1], template_id))
     await link.open(timeout=5)
     serving = asyncio.create_task(link.run())
     async with cloud.client(cloud.owner_token) as api:
-        device_id = (await api.get(f"/api/provisioning/{request['id']}")).json()["device_id"]
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        device_id = claim["device_id"]
 
         async def online() -> bool:
             return bool((await api.get(f"/api/devices/{device_id}")).json()["online"])
