@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # systemd (systemd-analyze checks the Raspberry Pi unit file).
 DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2 systemd
 
-.PHONY: install test lint unit integration demo bench clean dist
+.PHONY: install test lint unit integration demo bench clean dist screenshots
 
 # The package and what it runs on: all `make demo` needs (no root, no Debian packages).
 $(STAMP): pyproject.toml
@@ -54,6 +54,16 @@ integration: $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/wifiprov demo
+
+# `make screenshots`: the console at phone size (390x844), one small PNG per step, into
+# docs/console/ (shown in docs/console.md and the README; commit them). The same test module runs
+# in `make test`, writing into a temporary folder. Neither `test` nor `demo` needs this target.
+SHOTS_DIR ?= docs/console
+screenshots: $(TEST_STAMP)
+	rm -f $(SHOTS_DIR)/*.png
+	WIFIPROV_CONSOLE_SHOTS=$(abspath $(SHOTS_DIR)) $(BIN)/pytest -q -p no:cacheprovider \
+		tests/browser/test_console_screenshots.py
+	@ls -l $(SHOTS_DIR)/*.png
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
