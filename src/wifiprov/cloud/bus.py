@@ -6,6 +6,9 @@ Messages are small JSON objects on a few subjects:
   to the device: only the node holding a live connection replies ``{"node", "delivered"}``, so
   no reply within the timeout means no live connection took it;
 - ``DEVICE_LOGINS``: ``{"device_id", "node"}``; other nodes drop an older connection of that device;
+- ``DEVICE_PRESENCE``: ``{"device_id", "org_id", "online", "node", "at"}`` when a node's gateway
+  marks a device online (login) or offline (its connection gone); the console's live device
+  pages listen to it. Published as it happens, before the write-behind stores it;
 - ``claimed_subject(request_id)``: ``{"device_id"}`` when a provisioning token claims its device.
 """
 
@@ -22,6 +25,7 @@ log = logging.getLogger("wifiprov.bus")
 
 DEVICE_COMMANDS = "wifiprov.device.commands"
 DEVICE_LOGINS = "wifiprov.device.logins"
+DEVICE_PRESENCE = "wifiprov.device.presence"
 
 Message = dict[str, Any]
 # A handler may return a Message: the reply to a ``request`` (ignored for ``publish``).

@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus
@@ -272,6 +272,34 @@ async def list_devices(
             select(devices).where(devices.c.org_id.in_(orgs)).order_by(devices.c.id)
         )
         return [_public(r) for r in rows]
+
+
+async def page_of_devices(
+    db: Database,
+    who: Principal,
+    org_id: int,
+    *,
+    template_id: str | None = None,
+    online: bool | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of an organization's devices (by id), filtered by template and presence, and
+    how many match in all (the console's list: thousands of devices, a page at a time)."""
+    who.require(org_id, "view")
+    where = [devices.c.org_id == org_id]
+    if template_id is not None:
+        where.append(devices.c.template_id == template_id)
+    if online is not None:
+        where.append(
+            devices.c.online_node.is_not(None) if online else devices.c.online_node.is_(None)
+        )
+    async with db.begin() as conn:
+        total = await conn.scalar(select(func.count()).select_from(devices).where(*where))
+        rows = await conn.execute(
+            select(devices).where(*where).order_by(devices.c.id).offset(offset).limit(limit)
+        )
+        return [_public(r) for r in rows], int(total or 0)
 
 
 async def get_device(db: Database, who: Principal, device_id: int) -> dict[str, Any]:

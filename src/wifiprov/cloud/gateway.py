@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from wifiprov.cloud import devices
-from wifiprov.cloud.bus import DEVICE_COMMANDS, DEVICE_LOGINS, Bus, Message, claimed_subject
+from wifiprov.cloud.bus import (
+    DEVICE_COMMANDS,
+    DEVICE_LOGINS,
+    DEVICE_PRESENCE,
+    Bus,
+    Message,
+    claimed_subject,
+)
 from wifiprov.cloud.db import Database, DatabaseUnavailable
 from wifiprov.cloud.ingest import DeviceDataWriter
 from wifiprov.cloud.settings import CloudSettings
@@ -120,6 +127,8 @@ class DeviceConnection(asyncio.Protocol):
         self.address = "?"
         self.opened = self.last_input = time.monotonic()
         self.device_id = 0
+        self.org_id = 0
+        self.replaced = False  # closed because the device logged in on another node
         self.token_last4 = ""
         self.connected_at = 0.0
         self.heartbeat_timeout = DEFAULT_HEARTBEAT * HEARTBEAT_FACTOR
@@ -424,6 +433,7 @@ class Gateway:
         self.logins = devices.DeviceLogins(db, hasher, bus)
         self.servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._presence: set[asyncio.Task[Any]] = set()  # presence being published
         self._subs: list[Any] = []
 
     async def start(self) -> None:
@@ -465,6 +475,8 @@ class Gateway:
         for conn in list(self.connections):
             conn.close(None)
             self.forget(conn)
+        if self._presence:  # the offline presence of this node's devices, for the others
+            await asyncio.wait(list(self._presence), timeout=2)
         for sub in self._subs:
             await sub.unsubscribe()
         for task in list(self._tasks):
@@ -521,6 +533,7 @@ class Gateway:
             conn.close(None)
             return
         conn.device_id = auth.device_id
+        conn.org_id = auth.org_id
         conn.token_last4 = token[-4:].decode("ascii")
         conn.connected_at = time.time()
         self.writer.note(auth.device_id, last_ip=conn.address)
@@ -533,6 +546,7 @@ class Gateway:
         self.sessions[auth.device_id] = conn
         conn.state = State.ONLINE
         self.writer.online(auth.device_id, self.node, conn.connected_at)
+        self.presence(conn, True)
         log.debug(
             "device %d: online from %s (token ...%s)%s",
             auth.device_id,
@@ -633,7 +647,22 @@ class Gateway:
         if conn.device_id and self.sessions.get(conn.device_id) is conn:
             del self.sessions[conn.device_id]
             self.writer.offline(conn.device_id, self.node, conn.connected_at, time.time())
+            if not conn.replaced:
+                self.presence(conn, False)
             log.debug("device %d: offline", conn.device_id)
+
+    def presence(self, conn: DeviceConnection, online: bool) -> None:
+        """Say on the bus that a device went online or offline (the console's live pages)."""
+        message = {
+            "device_id": conn.device_id,
+            "org_id": conn.org_id,
+            "online": online,
+            "node": self.node,
+            "at": time.time(),
+        }
+        task = asyncio.get_running_loop().create_task(self.bus.publish(DEVICE_PRESENCE, message))
+        self._presence.add(task)
+        task.add_done_callback(self._presence.discard)
 
     async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
         try:
@@ -677,6 +706,7 @@ class Gateway:
             return
         conn = self.sessions.get(int(msg["device_id"]))
         if conn is not None:
+            conn.replaced = True  # online elsewhere: no offline presence for this one
             conn.close("the device logged in on another gateway node")
 
     # --- timeouts ---
