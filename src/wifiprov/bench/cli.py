@@ -271,6 +271,44 @@ def _print_profiles(report: dict[str, Any]) -> None:
         console.print(table)
 
 
+@bench_app.command("console")
+def console_bench(
+    devices: int = typer.Option(10_000, help="devices in the organization (first paint, size)"),
+    flapping: int = typer.Option(1_000, help="devices logging in and out (presence)"),
+    loads: int = typer.Option(5, help="loads of /devices for first paint (median)"),
+    flap_rate: float = typer.Option(200.0, help="presence changes a second, all devices"),
+    flap_seconds: float = typer.Option(30.0, help="how long the devices flap"),
+    json_file: Path | None = typer.Option(None, "--json", help="also write the figures here"),
+) -> None:
+    """The console's device list in headless Chromium: first paint, page weight, presence
+    latency with devices flapping."""
+    from wifiprov.bench.console import ConsoleConfig, run
+
+    if not 1 <= flapping <= devices <= 250_000 or not 1 <= loads <= 100:
+        _fail("need 1 <= --flapping <= --devices <= 250000 and --loads within 1..100")
+    if not 0.1 <= flap_rate <= 5000 or not 1 <= flap_seconds <= 3600:
+        _fail("--flap-rate must be within 0.1..5000 and --flap-seconds within 1..3600")
+    cfg = ConsoleConfig(devices=devices, flapping=flapping, loads=loads, flap_rate=flap_rate,
+                        flap_seconds=flap_seconds)
+    figures = run(cfg, say=lambda text: err.print(f"[dim]bench:[/] {text}", soft_wrap=True))
+    fp, pr, met = figures["first_paint"], figures["presence"], figures["met"]
+    lat = pr["latency"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print(f"first contentful paint   median {fp['fcp']['median_ms']} ms of {loads} loads "
+          f"(HTML first byte {fp['ttfb']['median_ms']} ms)  target <= 1000 ms: "
+          f"{mark(met['first_paint'])}")
+    print(f"presence to the page     median {lat['median_ms']} ms, p99 {lat['p99_ms']} ms "
+          f"({lat['n']} changes, {pr['missed']} missed)  target median <= 1000 ms: "
+          f"{mark(met['presence'])}")
+    print(f"/devices size            {fp['size']['decoded_bytes']:,} bytes uncompressed  "
+          f"target <= 153,600: {mark(met['size'])}")
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=1))
+
+
 @bench_app.command("device")
 def device(
     requests: int = typer.Option(2000, help="/board_info.json requests, a new connection each"),
