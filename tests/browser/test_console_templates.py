@@ -82,7 +82,7 @@ async def test_create_show_copy_and_rename(console: str, size: dict[str, Any]) -
         await page.get_by_label("Template name").fill(LONG)
         await page.get_by_role("button", name="Save").click()
         await page.get_by_role("heading", name=LONG, exact=True).wait_for()
-        await page.get_by_role("status").filter(has_text="Template renamed.").wait_for()
+        await page.get_by_role("status").filter(has_text="Template saved.").wait_for()
         assert await template_id(page) == tid  # the id never changes
         warning = page.get_by_role("note").filter(has_text="The WiFi name is too long")
         await warning.wait_for()

@@ -159,6 +159,17 @@ async def test_template_and_firmware_config(cloud: RunningCloud) -> None:
         assert renamed.json()["id"] == template_id  # the id firmware carries never changes
         bad = await api.patch(f"/api/templates/{template_id}", json={"name": "x" * 101})
         assert bad.status_code == 422
+        described = await api.patch(
+            f"/api/templates/{template_id}", json={"description": "Pumps water <b>up</b> 💧"}
+        )
+        assert described.json()["description"] == "Pumps water <b>up</b> 💧"
+        assert described.json()["name"] == "Well Pump"  # untouched
+        too_long = await api.patch(f"/api/templates/{template_id}", json={"description": "x" * 501})
+        assert too_long.status_code == 422
+        made = await api.post(
+            f"/api/orgs/{cloud.org_id}/templates", json={"name": "Fan", "description": "Cools"}
+        )
+        assert made.json()["description"] == "Cools"
     viewer = await cloud.user("viewer@example.com", role="viewer")
     async with cloud.client(viewer) as api:
         refused = await api.patch(f"/api/templates/{template_id}", json={"name": "Mine"})

@@ -89,6 +89,10 @@ async def test_templates_edit_renames(cloud: RunningCloud, term: Terminal) -> No
     renamed = await term.json("templates", "edit", "Lamp", "--name", "Desk lamp")
     assert renamed["id"] == template_id and renamed["name"] == "Desk lamp"
     assert [t["name"] for t in await term.json("templates", "list")] == ["Desk lamp"]
+    described = await term.json("templates", "edit", "Desk lamp", "--description", "On the desk")
+    assert described["description"] == "On the desk" and described["name"] == "Desk lamp"
+    code, _, err = await term.run("templates", "edit", "Desk lamp")
+    assert code == 1 and "nothing to change" in err
 
 
 async def test_tokens_create_prints_token_expiry_link_and_qr(

@@ -207,3 +207,23 @@ async def test_admin_cannot_transfer_ownership(cloud: RunningCloud) -> None:
         )
         assert refused.status_code == 403, refused.status_code
         assert "only the owner" in html.unescape(refused.text).lower(), refused.text[-1500:]
+
+
+async def test_a_template_description_is_edited_and_shown_escaped(cloud: RunningCloud) -> None:
+    async with browser(cloud) as web:
+        await sign_in(web)
+        template_id = await _template(web, "Pump")
+        page = await web.get(f"/templates/{template_id}/edit")
+        csrf = csrf_of(page)
+        too_long = await web.post(
+            f"/templates/{template_id}/edit",
+            data={"csrf": csrf, "name": "Pump", "description": "x" * 501},
+        )
+        assert too_long.status_code == 400 and "at most 500 characters" in too_long.text
+        saved = await web.post(
+            f"/templates/{template_id}/edit",
+            data={"csrf": csrf, "name": "Pump", "description": "Moves <b>water</b> 💧"},
+        )
+        assert saved.status_code == 303
+        shown = await web.get(f"/templates/{template_id}")
+        assert "Moves &lt;b&gt;water&lt;/b&gt; 💧" in shown.text

@@ -26,6 +26,7 @@ from wifiprov.cloud.sign_in_gate import SignInGate, Tarpit
 from wifiprov.cloud.tokens import TokenHasher
 from wifiprov.cloud.validation import (
     DB_INT_MAX,
+    Description,
     DeviceName,
     Email,
     EmailPath,
@@ -65,10 +66,12 @@ class Member(BaseModel):
 class NewTemplate(BaseModel):
     name: TemplateName
     firmware_type: FirmwareType = ""
+    description: Description = ""
 
 
 class TemplateUpdate(BaseModel):
-    name: TemplateName
+    name: TemplateName | None = None
+    description: Description | None = None
 
 
 class Rename(BaseModel):
@@ -235,7 +238,9 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
 
     @app.post("/api/orgs/{org_id}/templates", status_code=201, tags=["templates"])
     async def create_template(who: Who, org_id: RowId, body: NewTemplate) -> dict[str, Any]:
-        return await templates.create_template(db, who, org_id, body.name, body.firmware_type)
+        return await templates.create_template(
+            db, who, org_id, body.name, body.firmware_type, body.description
+        )
 
     @app.get("/api/templates/{template_id}", tags=["templates"])
     async def get_template(who: Who, template_id: TemplateId) -> dict[str, Any]:
@@ -245,7 +250,9 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     async def rename_template(
         who: Who, template_id: TemplateId, body: TemplateUpdate
     ) -> dict[str, Any]:
-        return await templates.rename_template(db, who, template_id, body.name)
+        return await templates.update_template(
+            db, who, template_id, name=body.name, description=body.description
+        )
 
     @app.get("/api/templates/{template_id}/firmware-config", tags=["templates"])
     async def firmware_config(who: Who, template_id: TemplateId) -> dict[str, Any]:

@@ -23,13 +23,31 @@ def new_template_id() -> str:
     return "TMPL" + "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
 
 
+MAX_DESCRIPTION = 500
+
+
+def check_description(description: str) -> str:
+    description = description.strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise Invalid(f"the description must have at most {MAX_DESCRIPTION} characters")
+    if "\x00" in description:
+        raise Invalid("the description must not contain NUL")
+    return description
+
+
 async def create_template(
-    db: Database, who: Principal, org_id: int, name: str, firmware_type: str = ""
+    db: Database,
+    who: Principal,
+    org_id: int,
+    name: str,
+    firmware_type: str = "",
+    description: str = "",
 ) -> dict[str, Any]:
     who.require(org_id, "manage")
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise Invalid("the template name must have 1 to 100 characters")
+    description = check_description(description)
     template_id = new_template_id()
     firmware_type = firmware_type.strip() or template_id
     if len(firmware_type) > 64 or not set(firmware_type) <= FIRMWARE_TYPE_CHARS:
@@ -41,6 +59,7 @@ async def create_template(
                 org_id=org_id,
                 name=name,
                 firmware_type=firmware_type,
+                description=description,
                 created_at=time.time(),
             )
         )
@@ -51,12 +70,32 @@ async def rename_template(
     db: Database, who: Principal, template_id: str, name: str
 ) -> dict[str, Any]:
     """Rename a template; its id (what firmware carries) never changes."""
+    return await update_template(db, who, template_id, name=name)
+
+
+async def update_template(
+    db: Database,
+    who: Principal,
+    template_id: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Change a template's name and/or description; its id never changes."""
     await get_template(db, who, template_id, right="manage")
-    name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise Invalid("the template name must have 1 to 100 characters")
-    async with db.begin() as conn:
-        await conn.execute(update(templates).where(templates.c.id == template_id).values(name=name))
+    changes: dict[str, str] = {}
+    if name is not None:
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise Invalid("the template name must have 1 to 100 characters")
+        changes["name"] = name
+    if description is not None:
+        changes["description"] = check_description(description)
+    if changes:
+        async with db.begin() as conn:
+            await conn.execute(
+                update(templates).where(templates.c.id == template_id).values(**changes)
+            )
     return await get_template(db, who, template_id)
 
 

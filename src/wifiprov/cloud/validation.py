@@ -84,6 +84,9 @@ OrgName = Annotated[str, _line_of(organizations.c.name), AfterValidator(line)]
 HotspotPrefix = Annotated[str, _line_of(organizations.c.hotspot_prefix), AfterValidator(line)]
 TemplateName = Annotated[str, _line_of(templates.c.name), AfterValidator(line)]
 FirmwareType = Annotated[str, _line_of(templates.c.firmware_type), AfterValidator(line)]
+Description = Annotated[
+    str, Field(max_length=column_length(templates.c.description)), AfterValidator(text)
+]
 DeviceName = Annotated[str, _line_of(devices_table.c.name), AfterValidator(line)]
 Host = Annotated[str, Field(min_length=1, max_length=MAX_HOST), AfterValidator(host)]
 Port = Annotated[int, Field(ge=1, le=MAX_PORT)]

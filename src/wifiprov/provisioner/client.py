@@ -133,13 +133,19 @@ class CloudClient:
         return dict(await self.call("GET", f"/api/templates/{template_id}"))
 
     async def create_template(
-        self, org_id: int, name: str, firmware_type: str = ""
+        self, org_id: int, name: str, firmware_type: str = "", description: str = ""
     ) -> dict[str, Any]:
-        body = {"name": name, "firmware_type": firmware_type}
+        body = {"name": name, "firmware_type": firmware_type, "description": description}
         return dict(await self.call("POST", f"/api/orgs/{org_id}/templates", json=body))
 
     async def rename_template(self, template_id: str, name: str) -> dict[str, Any]:
-        return dict(await self.call("PATCH", f"/api/templates/{template_id}", json={"name": name}))
+        return await self.update_template(template_id, name=name)
+
+    async def update_template(
+        self, template_id: str, *, name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        return dict(await self.call("PATCH", f"/api/templates/{template_id}", json=body))
 
     async def firmware_config(self, template_id: str) -> dict[str, Any]:
         return dict(await self.call("GET", f"/api/templates/{template_id}/firmware-config"))

@@ -160,6 +160,7 @@ def templates_create(
     firmware_type: Annotated[
         str, typer.Option(help="firmware type (default: the template id)")
     ] = "",
+    description: Annotated[str, typer.Option(help="what the product is, for people")] = "",
     org: OrgOption = None,
     cloud: CloudOption = None,
     json_out: JsonOption = False,
@@ -169,7 +170,7 @@ def templates_create(
     async def main() -> dict[str, Any]:
         async with _cloud(cloud) as client:
             chosen = await _org(client, org)
-            template = await client.create_template(chosen["id"], name, firmware_type)
+            template = await client.create_template(chosen["id"], name, firmware_type, description)
             return {**template, "firmware_config": await client.firmware_config(template["id"])}
 
     template = _run(main())
@@ -230,26 +231,35 @@ def templates_show(
 @templates_app.command("edit")
 def templates_edit(
     template: Annotated[str, typer.Argument(help="template id or name")],
-    name: Annotated[str, typer.Option(help="the new name")],
+    name: Annotated[str | None, typer.Option(help="the new name")] = None,
+    description: Annotated[
+        str | None, typer.Option(help="what the product is, for people ('' clears it)")
+    ] = None,
     cloud: CloudOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Rename a template. Devices already flashed keep the old name in their AP name."""
+    """Rename a template or change its description. Devices already flashed keep the old name
+    in their AP name."""
+    if name is None and description is None:
+        _fail("nothing to change", "give --name NEW and/or --description TEXT")
 
     async def main() -> dict[str, Any]:
         async with _cloud(cloud) as client:
             found = await _template(client, template)
-            return await client.rename_template(found["id"], name)
+            return await client.update_template(found["id"], name=name, description=description)
 
     t = _run(main())
     if json_out:
         _print_json(t)
         return
     out.print(f"template {t['id']} is now '{t['name']}'")
-    err.print(
-        "  firmware flashed with the old BLYNK_TEMPLATE_NAME keeps it in its AP name: "
-        f"`wifiprov provision --template {t['id']}` still finds those devices with --device"
-    )
+    if description is not None:
+        out.print(f"  description: {t.get('description') or '(none)'}", markup=False)
+    if name is not None:
+        err.print(
+            "  firmware flashed with the old BLYNK_TEMPLATE_NAME keeps it in its AP name: "
+            f"`wifiprov provision --template {t['id']}` still finds those devices with --device"
+        )
 
 
 # --- provisioning tokens ---

@@ -70,6 +70,7 @@ templates = Table(
     Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
     Column("name", String(100), nullable=False),
     Column("firmware_type", String(64), nullable=False),
+    Column("description", String(500), nullable=False, server_default=""),  # for people only
     Column("created_at", Float, nullable=False),
 )
 

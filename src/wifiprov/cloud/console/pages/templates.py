@@ -140,7 +140,7 @@ def _rights(page: kit.PageContext, template: dict[str, Any]) -> frozenset[str]:
 
 @router.get("/templates/{template_id}")
 async def show(page: kit.Page, template_id: str, created: int = 0, renamed: int = 0) -> Response:
-    notice = "Template created." if created else "Template renamed." if renamed else ""
+    notice = "Template created." if created else "Template saved." if renamed else ""
     return await _show(page, template_id, notice)
 
 
@@ -150,6 +150,7 @@ async def _edit(
     config = await templates.firmware_config(page.db, page.who, template["id"], page.settings)
     values.setdefault("errors", {})
     values.setdefault("name", template["name"])
+    values.setdefault("description", template.get("description", ""))
     return page.render(
         "templates/edit.html",
         status,
@@ -172,12 +173,22 @@ async def edit(page: kit.Page, template_id: str) -> Response:
     template = await templates.get_template(page.db, page.who, template_id, right="manage")
     form = await page.form()
     name = form.get("name", "")
+    description = form.get("description", "")
+    errors: dict[str, str] = {}
     problem = check_name(name)
-    if problem is None:
+    if problem is not None:
+        errors["name"] = problem
+    try:
+        templates.check_description(description)
+    except Invalid as exc:
+        errors["description"] = exc.message
+    if not errors:
         try:
-            await templates.rename_template(page.db, page.who, template_id, name)
+            await templates.update_template(
+                page.db, page.who, template_id, name=name, description=description
+            )
         except Invalid as exc:
-            problem = exc.message
+            errors["name"] = exc.message
         else:
             return page.redirect(f"/templates/{template_id}?renamed=1")
-    return await _edit(page, template, 400, errors={"name": problem}, name=name)
+    return await _edit(page, template, 400, errors=errors, name=name, description=description)
