@@ -8,7 +8,6 @@ new link of the same template)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,31 +15,30 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
+from tests.browser import axe
 from tests.browser.conftest import Lab
 from tests.browser.portal import PHONE, chromium
 from tests.browser.test_console_pages import NO_SIDEWAYS, UNNAMED
 from tests.e2e.test_provision_cli import HOME, HOME_PASSWORD, PASSWORD, start_world, stop_world
 from wifiprov.wire.errors import explain
 
-try:  # another part of issue 13 adds it: axe-core over each page
-    axe: Any = importlib.import_module("tests.browser.axe")
-except ImportError:
-    axe = None
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 
 
 async def checked(page: Any) -> None:
-    """The page fits a phone, names every control, and (when axe.py is here) passes axe."""
+    """The page fits its screen, names every control, and passes axe-core."""
     assert await page.evaluate(NO_SIDEWAYS), page.url
     assert await page.evaluate(UNNAMED) == [], page.url
-    if axe is not None:
-        await axe.check(page)
+    await axe.check(page)
 
 
 @asynccontextmanager
-async def console_tab(lab: Lab) -> AsyncIterator[Any]:
-    """The console in a phone-sized tab, signed in as the owner."""
+async def console_tab(lab: Lab, size: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+    """The console in a tab (phone-sized unless ``size``), signed in as the owner."""
     async with chromium() as browser:
-        context = await browser.new_context(**PHONE)
+        context = await browser.new_context(**(size or PHONE))
         page = await context.new_page()
         page.set_default_timeout(15_000)
         await page.goto(lab.world.cloud_url + "/")
@@ -64,10 +62,15 @@ async def start_adding(page: Any, shots: Path) -> str:
     return str(await page.get_by_role("link", name="Open the setup link").get_attribute("href"))
 
 
-async def test_the_phone_wizard_end_to_end_with_a_wrong_password_first(lab: Lab) -> None:
+@pytest.mark.parametrize("screen", ["phone", "desktop"])
+async def test_the_phone_wizard_end_to_end_with_a_wrong_password_first(
+    lab: Lab, screen: str
+) -> None:
+    """The console on a phone (the usual case), or on a laptop that shows the link or its QR
+    code while the phone does the rest."""
     lab.shots.mkdir(parents=True, exist_ok=True)
     device = await lab.device()
-    async with console_tab(lab) as console:
+    async with console_tab(lab, PHONE if screen == "phone" else DESKTOP) as console:
         link = await start_adding(console, lab.shots)
         # what to join, and the link as a button, a copy field and a QR code
         await console.get_by_text("Settings → WiFi").wait_for()
