@@ -680,3 +680,56 @@ def lab(tmp: Path) -> Iterator[Lab]:
         problems = net.close()
         if problems:
             raise LabError("; ".join(problems))
+
+
+def phone_moves_to(net: Lab, network: str, timeout: float = 40) -> str | None:
+    """The phone's WiFi changes network, as when its user picks another in Settings → WiFi:
+    ``"ap"`` joins the device's access point (the home link down, the WiFi link up, an address
+    by DHCP: returned); ``"home"`` goes back home (the lease released, the WiFi link down, the
+    home link up; returns None). Home is the lab's "mobile" link to the cloud
+    (10.77.2.0/24): the phone reaches the cloud there only, so on the AP it has no way to it.
+    The namespace stays the same, so a browser running in it keeps running across moves."""
+    ip = net.tools["ip"]
+    if network == "ap":
+        net.run(net.phone, [ip, "link", "set", "mobile", "down"], check=True)
+        net.set_phone_link(True)
+        return net.dhcp(timeout)
+    if network != "home":
+        raise ValueError(f"the phone moves to 'ap' or 'home', not {network!r}")
+    if (net.tmp / "dhclient.pid").exists():  # release the lease and stop that dhclient
+        net.run(
+            net.phone,
+            [
+                net.tools["dhclient"],
+                "-4",
+                "-r",
+                "-cf",
+                str(net.tmp / "dhclient.conf"),
+                "-lf",
+                str(net.phone_lease),
+                "-pf",
+                str(net.tmp / "dhclient.pid"),
+                net.PHONE_LINK,
+            ],
+            timeout=timeout,
+        )
+    net.run(net.phone, [ip, "addr", "flush", "dev", net.PHONE_LINK], check=True)
+    net.set_phone_link(False)
+    net.run(net.phone, [ip, "link", "set", "mobile", "up"], check=True)
+    return None
+
+
+def start_cloud_with(net: Lab, *extra: str, timeout: float = 60) -> str:
+    """``Lab.start_cloud`` with more `wifiprov cloud` options (e.g. ``--provisioning-ttl 20``)."""
+    spawn = net.spawn
+
+    def spawn_with_extra(ns: str, argv: Sequence[str], **options: Any) -> Process:
+        if options.get("name") == "cloud":
+            argv = [*argv, *extra]
+        return spawn(ns, argv, **options)
+
+    net.spawn = spawn_with_extra  # type: ignore[method-assign]
+    try:
+        return net.start_cloud(timeout)
+    finally:
+        del net.spawn

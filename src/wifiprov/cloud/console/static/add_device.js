@@ -29,8 +29,13 @@ document.addEventListener("DOMContentLoaded", () => {
   (async () => {
     for (;;) {
       let reply;
+      // A request in flight when the phone leaves its WiFi can hang instead of failing (the
+      // reply is lost, nothing tells the browser): give each one up after 15 s.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), 15000);
       try {
-        const r = await fetch(statusUrl + "?wait=25", {cache: "no-store", credentials: "same-origin"});
+        const r = await fetch(statusUrl + "?wait=10",
+          {cache: "no-store", credentials: "same-origin", signal: abort.signal});
         // signed out, or the request is gone: the result page says so (or asks to sign in)
         if (r.redirected || (r.status >= 400 && r.status < 500)) { location.assign(resultUrl); return; }
         if (r.ok) reply = await r.json();
@@ -40,9 +45,18 @@ document.addEventListener("DOMContentLoaded", () => {
         offline = true;
         await sleep(2000);
         continue;
+      } finally {
+        clearTimeout(timer);
       }
       if (!reply) { await sleep(2000); continue; }
-      if (offline) { offline = false; text.textContent = reply.what; }
+      if (offline) {
+        offline = false;
+        // back from the device's network and still pending: the phone left before the end
+        const ap = document.getElementById("ap-name").textContent;
+        text.textContent = reply.status !== "pending" ? reply.what
+          : "This phone is back, but the device is not online yet. If its page did not say " +
+            "it is done, join " + ap + " again and open the setup link: it still works.";
+      }
       if (reply.status !== "pending") { location.assign(resultUrl); return; }
     }
   })();
