@@ -235,3 +235,20 @@ async def test_first_run_sign_up_creates_the_owner_once(empty_cloud: str) -> Non
             "/api/auth/sign-in", json={"email": "first@example.com", "password": PASSWORD}
         )
         assert api.status_code == 200
+
+
+async def test_unknown_console_addresses_get_a_page_and_the_api_keeps_json(
+    cloud: RunningCloud,
+) -> None:
+    page = {"accept": "text/html,application/xhtml+xml"}
+    async with cloud.client() as web:
+        for path in ("/no-such-page", "/devices/not-a-number", "/a/b/c"):
+            reply = await web.get(path, headers=page)
+            assert reply.status_code == 404, path
+            assert reply.headers["content-type"].startswith("text/html"), path
+            assert "There is nothing here." in reply.text
+        api = await web.get("/api/no-such-route", headers=page)
+        assert api.status_code == 404 and api.json()["error"] == "http_error"
+    async with cloud.client(cloud.owner_token) as api_client:
+        bad_id = await api_client.get("/api/devices/notanumber", headers=page)
+        assert bad_id.status_code == 422 and bad_id.json()["error"] == "invalid"

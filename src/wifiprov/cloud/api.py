@@ -100,6 +100,15 @@ def _error(
     )
 
 
+API_PREFIXES = ("/api/", "/external/", "/openapi.json", "/docs")
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a console address (not the API): errors are pages, not JSON."""
+    path = request.url.path
+    return not path.startswith(API_PREFIXES) and "text/html" in request.headers.get("accept", "")
+
+
 def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSettings) -> FastAPI:
     app = FastAPI(
         title="wifiprov cloud",
@@ -123,7 +132,9 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         return _error(503, "unavailable", "the database is unavailable; try again shortly")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_page(request):  # a console address with a bad part: a page, not JSON
+            return console.error_page(request, 404, "Not found", "There is nothing here.")
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
         )
@@ -134,7 +145,9 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
         return _error(413, "too_large", exc.detail, {"Connection": "close"})
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if _wants_page(request) and exc.status_code in (404, 405):
+            return console.error_page(request, 404, "Not found", "There is nothing here.")
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         return _error(exc.status_code, "http_error", message, exc.headers)
 

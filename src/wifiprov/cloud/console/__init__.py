@@ -8,12 +8,13 @@ checked before the page's code runs (``kit.ConsoleRoute``). How to add a page: d
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.console import pages
-from wifiprov.cloud.console.kit import STATIC, STATIC_URL, Services, environment
+from wifiprov.cloud.console.kit import STATIC, STATIC_URL, Services, environment, render
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.cloud.tokens import TokenHasher
@@ -27,3 +28,8 @@ def mount(
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     for router in pages.routers():
         app.include_router(router, include_in_schema=False)
+
+
+def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    """The console's error page, for addresses no page answers (the API answers JSON)."""
+    return render(request, "error.html", status=status, title=title, message=message)
