@@ -61,7 +61,7 @@ class Events:
         finally:
             self.queue.put_nowait(None)
 
-    async def next(self, kind: str, timeout: float = 5.0) -> Any:
+    async def next(self, kind: str, timeout: float = 15.0) -> Any:
         async with asyncio.timeout(timeout):
             while True:
                 got = await self.queue.get()
