@@ -7,6 +7,7 @@ header, as the device's DNS does on its access point."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -141,7 +142,20 @@ def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 async def lab(tmp_path: Path, shots: Path) -> AsyncIterator[Lab]:
-    world = await start_world(tmp_path)
+    async with _lab(tmp_path, shots) as made:
+        yield made
+
+
+@pytest.fixture
+async def db_lab(tmp_path: Path, shots: Path, db_url: str) -> AsyncIterator[Lab]:
+    """The same lab, once on SQLite and once on PostgreSQL (the ``db_url`` fixture)."""
+    async with _lab(tmp_path, shots, db=db_url) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def _lab(tmp_path: Path, shots: Path, db: str | None = None) -> AsyncIterator[Lab]:
+    world = await start_world(tmp_path, db=db)
     lab = Lab(world, shots)
     try:
         yield lab

@@ -64,10 +64,11 @@ async def start_adding(page: Any, shots: Path) -> str:
 
 @pytest.mark.parametrize("screen", ["phone", "desktop"])
 async def test_the_phone_wizard_end_to_end_with_a_wrong_password_first(
-    lab: Lab, screen: str
+    db_lab: Lab, screen: str
 ) -> None:
     """The console on a phone (the usual case), or on a laptop that shows the link or its QR
-    code while the phone does the rest."""
+    code while the phone does the rest; the cloud on SQLite and on PostgreSQL."""
+    lab = db_lab
     lab.shots.mkdir(parents=True, exist_ok=True)
     device = await lab.device()
     async with console_tab(lab, PHONE if screen == "phone" else DESKTOP) as console:

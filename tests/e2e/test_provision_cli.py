@@ -123,7 +123,10 @@ class World:
             feed.close()
 
 
-async def start_world(tmp: Path, *cloud_args: str) -> World:
+async def start_world(tmp: Path, *cloud_args: str, db: str | None = None) -> World:
+    """A cloud (``cloud init`` then ``wifiprov cloud``, on ``db``: a SQLite file in ``tmp``
+    unless a URL is given) and the sim air."""
+    db = db or str(tmp / "cloud.db")
     env = {**os.environ, "WIFIPROV_CONFIG_DIR": str(tmp / "config"), "COLUMNS": "200"}
     (tmp / "password").write_text(PASSWORD + "\n")
     (tmp / "wifi-password").write_text(HOME_PASSWORD + "\n")
@@ -133,7 +136,7 @@ async def start_world(tmp: Path, *cloud_args: str) -> World:
         "cloud",
         "init",
         "--db",
-        str(tmp / "cloud.db"),
+        db,
         "--email",
         "owner@example.com",
         "--password-file",
@@ -144,7 +147,7 @@ async def start_world(tmp: Path, *cloud_args: str) -> World:
         *PYTHON,
         "cloud",
         "--db",
-        str(tmp / "cloud.db"),
+        db,
         "--http",
         f"127.0.0.1:{http}",
         "--gateway",
