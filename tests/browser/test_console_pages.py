@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import axe
 from tests.browser.portal import PHONE, chromium
 from tests.e2e.test_provision_cli import PYTHON
 from tests.integration.support import free_port, wait_http
@@ -84,6 +85,7 @@ async def test_first_run_sign_out_and_sign_in_on_a_phone(console: str) -> None:
         await page.get_by_role("button", name="Create and sign in").click()
         email = page.get_by_label("Your e-mail")
         await page.get_by_text("Enter an e-mail address").wait_for()
+        await axe.check(page)  # the sign-up page, with an error shown
         assert await email.get_attribute("aria-invalid") == "true"
         assert "Enter an e-mail address" in await email.evaluate(
             "e => document.getElementById(e.getAttribute('aria-describedby').split(' ')[0])"
@@ -92,6 +94,7 @@ async def test_first_run_sign_out_and_sign_in_on_a_phone(console: str) -> None:
         await sign_up(page, console, "owner@example.com", "First Co")
         assert page.url == console + "/"
         assert await page.evaluate(NO_SIDEWAYS) and await page.evaluate(UNNAMED) == []
+        await axe.check(page)  # home
         cookies = {c["name"]: c for c in await page.context.cookies()}
         session = cookies["wifiprov_session"]
         assert session["httpOnly"] and session["sameSite"] == "Lax" and not session["secure"]
@@ -107,6 +110,7 @@ async def test_first_run_sign_out_and_sign_in_on_a_phone(console: str) -> None:
         await page.get_by_label("Password").fill("wrong password here")
         await page.get_by_role("button", name="Sign in").click()
         await page.get_by_text("Wrong e-mail or password.").wait_for()
+        await axe.check(page)  # the sign-in page, with an error shown
         assert await page.get_by_label("Password").get_attribute("aria-invalid") == "true"
         assert await page.get_by_label("E-mail").input_value() == "owner@example.com"
         await page.get_by_label("Password").fill(PASSWORD)
