@@ -69,15 +69,23 @@ class DeviceLogins:
         if not well_formed_token(token):
             return None
         token_hash = self.hasher(token)
+        found = await self._device(token_hash)
+        if found is not None:
+            return found
+        pending = await pending_claim(self.db, token_hash)
+        if pending is not None:
+            return pending
+        # A claim of this token (by another connection of the same device, reconnecting at
+        # once) may have committed between the two queries above: the device exists now.
+        return await self._device(token_hash)
+
+    async def _device(self, token_hash: str) -> DeviceAuth | None:
         future: asyncio.Future[DeviceAuth | None] = asyncio.get_running_loop().create_future()
         self._queue.append((token_hash, future))
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
-        found = await future
-        if found is not None:
-            return found
-        return await pending_claim(self.db, token_hash)
+        return await future
 
     async def _drain(self) -> None:
         try:
