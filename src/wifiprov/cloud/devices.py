@@ -21,7 +21,7 @@ from wifiprov.cloud.db.schema import (
     provisioning_requests,
     templates,
 )
-from wifiprov.cloud.errors import Conflict, Invalid, NotFound, TooLarge
+from wifiprov.cloud.errors import Invalid, NotDelivered, NotFound, TooLarge
 from wifiprov.cloud.tokens import TokenHasher
 from wifiprov.wire import blynk
 
@@ -371,9 +371,10 @@ async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) ->
     row = await _row(db, who, device_id, "manage")
     delivery = await _deliver(bus, row, "internal", "dbg", RECONFIGURE)
     if not delivery["delivered"]:
-        raise Conflict(
+        raise NotDelivered(
             f"{delivery['message']}: it can only be told to reconfigure while online "
-            "(hold its reset button for 10 s instead)"
+            "(hold its reset button for 10 s instead)",
+            delivery,
         )
     return {"sent": RECONFIGURE, **delivery}
 
@@ -485,5 +486,7 @@ async def redirect(
     row = await _row(db, who, device_id, "manage")
     delivery = await _deliver(bus, row, "redirect", host, port)
     if not delivery["delivered"]:
-        raise Conflict(f"{delivery['message']}: it can only be redirected while online")
+        raise NotDelivered(
+            f"{delivery['message']}: it can only be redirected while online", delivery
+        )
     return {"host": host, "port": port, **delivery}

@@ -1,6 +1,7 @@
 """Errors the cloud's services raise; the HTTP layer turns each into a status and a JSON message."""
 
 import math
+from typing import Any
 
 
 class CloudError(Exception):
@@ -35,6 +36,15 @@ class NotFound(CloudError):
 class Conflict(CloudError):
     status = 409
     code = "conflict"
+
+
+class NotDelivered(Conflict):
+    """A command nothing keeps for later did not reach the device; ``delivery`` says why
+    (``offline`` or ``refused``), as every delivery answer does."""
+
+    def __init__(self, message: str, delivery: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.delivery = delivery
 
 
 class TooLarge(CloudError):

@@ -17,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from wifiprov.cloud import accounts, devices, templates
 from wifiprov.cloud.bus import DEVICE_PRESENCE, Bus, Message, Subscription
 from wifiprov.cloud.console import kit
-from wifiprov.cloud.errors import Conflict, Invalid, NotFound, TooLarge, Unauthorized
+from wifiprov.cloud.errors import Invalid, NotDelivered, NotFound, TooLarge, Unauthorized
 
 router = kit.router()
 kit.nav("/devices", "Devices", right="view", order=20)
@@ -323,8 +323,8 @@ async def reconfigure(page: kit.Page, device_id: int) -> Response:
     try:
         await devices.reconfigure(page.db, page.bus, page.who, device_id)
         code = "reconfigure-delivered"
-    except Conflict as exc:
-        code = "reconfigure-offline" if "offline" in exc.message else "reconfigure-refused"
+    except NotDelivered as exc:
+        code = f"reconfigure-{exc.delivery['delivery']}"  # offline or refused
     return page.redirect(f"/devices/{device_id}?outcome={code}")
 
 
