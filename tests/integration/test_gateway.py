@@ -35,6 +35,7 @@ async def test_cpp_handshake_transcript(cloud: RunningCloud) -> None:
     await dev.send_raw(b"\x14\x00\x04\x00\x07vw\x001\x0042")  # HARDWARE vw 1 42
     await dev.send_raw(b"\x10\x00\x05\x00\x04vr\x001")  # HARDWARE_SYNC vr 1
     assert await dev.read_raw(12) == b"\x14\x00\x05\x00\x07vw\x001\x0042"
+    await cloud.cloud.writer.flush()  # info is written behind (0.2 s batches)
     async with cloud.client(cloud.owner_token) as api:
         device = (await api.get(f"/api/devices/{request['id']}")).json()
     assert device["info"]["firmware_version"] == "0.1.0"
@@ -42,6 +43,38 @@ async def test_cpp_handshake_transcript(cloud: RunningCloud) -> None:
     assert device["info"]["heartbeat"] == "40"
     assert device["info"]["board"] == "ESP32"
     assert device["online"] is True
+    dev.close()
+
+
+async def test_sync_sees_a_value_whose_write_is_under_way(cloud: RunningCloud) -> None:
+    """A value the device wrote is answered by a sync even while a flush is writing it (it is
+    then neither pending nor committed: the race CI once hit)."""
+    _, _, dev = await online_device(cloud)
+    writer = cloud.cloud.writer
+    await writer.flush()
+    held, release = asyncio.Event(), asyncio.Event()
+    real_write = writer._write
+
+    async def slow_write(*args: object) -> None:
+        held.set()
+        await release.wait()
+        await real_write(*args)  # type: ignore[arg-type]
+
+    writer._write = slow_write  # type: ignore[method-assign]
+    try:
+        await dev.send(Command.HARDWARE, 3, "vw", "1", "42")
+        async with asyncio.timeout(5):
+            while not writer.values:
+                await asyncio.sleep(0.01)
+        flushing = asyncio.create_task(writer.flush())
+        await asyncio.wait_for(held.wait(), 5)
+        await dev.send(Command.HARDWARE_SYNC, 4, "vr", "1")
+        frame = await dev.recv()
+        assert frame is not None and frame.text_args() == ["vw", "1", "42"]
+    finally:
+        release.set()
+        writer._write = real_write  # type: ignore[method-assign]
+    await flushing
     dev.close()
 
 

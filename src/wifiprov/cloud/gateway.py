@@ -665,6 +665,9 @@ class Gateway:
         task.add_done_callback(self._presence.discard)
 
     async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
+        # Values the device wrote before asking are pending or being written now; a flush may
+        # commit (and forget) them while the database is read, so they are taken first.
+        before = self.writer.pending_pins(conn.device_id)
         try:
             stored = {
                 int(k[1:]): v for k, v in (await devices.pins_of(self.db, conn.device_id)).items()
@@ -672,6 +675,7 @@ class Gateway:
         except DatabaseUnavailable:
             conn.respond(msg_id, Status.SERVER_EXCEPTION)
             return
+        stored.update(before)
         stored.update(self.writer.pending_pins(conn.device_id))
         for pin in pins or sorted(stored):
             if pin in stored:

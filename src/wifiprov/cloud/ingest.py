@@ -58,6 +58,8 @@ class DeviceDataWriter:
         self.db = db
         self.interval = interval
         self.values: dict[tuple[int, int], tuple[list[str], float]] = {}
+        # the values a flush is writing: neither pending nor yet in the database
+        self.writing: dict[tuple[int, int], tuple[list[str], float]] = {}
         self.properties: dict[tuple[int, int, str], str] = {}
         self.events: list[dict[str, Any]] = []
         self.info: dict[int, tuple[str, int | None]] = {}
@@ -74,7 +76,9 @@ class DeviceDataWriter:
         self.values[(device_id, pin)] = (values, now)
 
     def pending_pins(self, device_id: int) -> dict[int, list[str]]:
-        return {pin: v for (dev, pin), (v, _) in self.values.items() if dev == device_id}
+        """The device's values not yet in the database (being written, or waiting), newest."""
+        merged = {**self.writing, **self.values}
+        return {pin: v for (dev, pin), (v, _) in merged.items() if dev == device_id}
 
     def property(self, device_id: int, pin: int, name: str, value: str) -> None:
         self.properties[(device_id, pin, name)] = value
@@ -152,6 +156,7 @@ class DeviceDataWriter:
 
     async def _flush(self) -> None:
         values, self.values = self.values, {}
+        self.writing = values
         properties, self.properties = self.properties, {}
         events, self.events = self.events, []
         info, self.info = self.info, {}
@@ -173,6 +178,8 @@ class DeviceDataWriter:
             for d, f in facts.items():
                 self.facts[d] = {**f, **self.facts.get(d, {})}
             raise
+        finally:
+            self.writing = {}
 
     async def _write(
         self,
