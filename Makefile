@@ -7,8 +7,10 @@ TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the test tiers need: dnsmasq (DHCP and DNS on the AP, netns tier), chromium
 # (browser tier), dbus + the headers dbus-python builds against (python-dbusmock, NM tier),
 # dhclient (a real DHCP client in the phone namespace), iproute2 (namespaces and veth),
-# systemd (systemd-analyze checks the Raspberry Pi unit file).
-DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2 systemd
+# systemd (systemd-analyze checks the Raspberry Pi unit file), mosquitto-clients (a third-party
+# MQTT client against the cloud's MQTT API).
+DEBS   := dnsmasq-base chromium libdbus-1-dev libglib2.0-dev dbus isc-dhcp-client iproute2 systemd \
+	  mosquitto-clients
 
 .PHONY: install test lint unit integration demo bench clean dist screenshots
 
