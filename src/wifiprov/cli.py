@@ -255,14 +255,14 @@ def cloud_init(
 
     from wifiprov.cloud import accounts
     from wifiprov.cloud.db import Database, DatabaseUnavailable
-    from wifiprov.cloud.db.schema import memberships, users
+    from wifiprov.cloud.db.schema import NAME_LENGTH, memberships, users
     from wifiprov.cloud.errors import CloudError
     from wifiprov.cloud.settings import default_db_url
 
     if not accounts.EMAIL.fullmatch(email.strip().lower()):
         fail(f"'{email}' is not an e-mail address")
-    if not org.strip() or len(org) > 100:
-        fail("the organization needs a name of 1 to 100 characters")
+    if not org.strip() or len(org) > NAME_LENGTH:
+        fail(f"the organization needs a name of 1 to {NAME_LENGTH} characters")
     try:
         accounts.check_prefix(hotspot_prefix)
     except CloudError as exc:

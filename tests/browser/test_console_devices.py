@@ -30,10 +30,12 @@ from tests.e2e.test_provision_cli import PYTHON
 from tests.integration.support import CPP_INFO, RawDevice, free_port, wait_http, with_template
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.wire.blynk import Command
 
-# 100 characters, the most a device name has
-WEIRD = '<img src=x onerror="alert(1)"> Küche 🌡️ ' + "z" * 60
+# the most characters a device name has
+WEIRD = '<img src=x onerror="alert(1)"> Küche 🌡️ ' + "z" * 160
+assert len(WEIRD) == NAME_LENGTH
 
 
 async def accessible(page: Any) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.browser.console_support import SIZES, checked, clipboard, go, invite, join, person
 from tests.browser.portal import chromium
 from tests.browser.test_console_pages import console, sign_up  # noqa: F401 (console: a fixture)
+from wifiprov.cloud.db.schema import NAME_LENGTH
 
 LONG = "Greenhouse thermostat with humidity"  # "Blynk " + this + "-XXXX" is over 32 bytes
 
@@ -35,16 +36,18 @@ async def test_create_show_copy_and_rename(console: str, size: dict[str, Any]) -
 
         # the server's validation, next to the field (the form has novalidate)
         name = page.get_by_label("Template name")
-        await name.fill("x" * 101)
+        await name.fill("x" * (NAME_LENGTH + 1))
         await page.get_by_role("button", name="Create template").click()
-        await page.get_by_text("Name the template: 1 to 100 characters on one line.").wait_for()
+        await page.get_by_text(
+            f"Name the template: 1 to {NAME_LENGTH} characters on one line."
+        ).wait_for()
         name = page.get_by_label("Template name")
         assert await name.get_attribute("aria-invalid") == "true"
-        assert "1 to 100 characters" in await name.evaluate(
+        assert f"1 to {NAME_LENGTH} characters" in await name.evaluate(
             "e => document.getElementById(e.getAttribute('aria-describedby').split(' ')[0])"
             ".textContent"
         )
-        assert await name.input_value() == "x" * 101  # kept for correcting
+        assert await name.input_value() == "x" * (NAME_LENGTH + 1)  # kept for correcting
         await checked(page)
 
         await name.fill("Thermostat")
@@ -76,7 +79,9 @@ async def test_create_show_copy_and_rename(console: str, size: dict[str, Any]) -
         await checked(page)
         await page.get_by_label("Template name").fill("   ")
         await page.get_by_role("button", name="Save").click()
-        await page.get_by_text("Name the template: 1 to 100 characters on one line.").wait_for()
+        await page.get_by_text(
+            f"Name the template: 1 to {NAME_LENGTH} characters on one line."
+        ).wait_for()
         assert await page.get_by_label("Template name").get_attribute("aria-invalid") == "true"
         await checked(page)
         await page.get_by_label("Template name").fill(LONG)

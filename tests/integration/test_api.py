@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import RunningCloud
 from tests.integration.support import RawDevice, online_device, provisioning_token, template, until
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.wire.blynk import Command, Status
 
 
@@ -157,7 +158,9 @@ async def test_template_and_firmware_config(cloud: RunningCloud) -> None:
         renamed = await api.patch(f"/api/templates/{template_id}", json={"name": "Well Pump"})
         assert renamed.status_code == 200 and renamed.json()["name"] == "Well Pump"
         assert renamed.json()["id"] == template_id  # the id firmware carries never changes
-        bad = await api.patch(f"/api/templates/{template_id}", json={"name": "x" * 101})
+        bad = await api.patch(
+            f"/api/templates/{template_id}", json={"name": "x" * (NAME_LENGTH + 1)}
+        )
         assert bad.status_code == 422
         described = await api.patch(
             f"/api/templates/{template_id}", json={"description": "Pumps water <b>up</b> 💧"}

@@ -11,6 +11,7 @@ import httpx
 
 from tests.conftest import RunningCloud
 from tests.integration.support import online_device, provisioning_token, template
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.wire.blynk import Command
 
 SURROGATE = "\ud800"
@@ -166,16 +167,18 @@ async def test_lengths_are_the_schema_columns(cloud: RunningCloud) -> None:
     device_id, _, dev = await online_device(cloud)
     async with cloud.client(cloud.owner_token) as api:
         assert (await api.patch(f"/api/orgs/{o}", json={"name": "O" * 300})).status_code == 422
-        assert (await api.patch(f"/api/orgs/{o}", json={"name": "O" * 101})).status_code == 422
-        fits = await api.patch(f"/api/orgs/{o}", json={"name": "O" * 100})
-        assert fits.status_code == 200 and fits.json()["name"] == "O" * 100
-        reply = await api.post(f"/api/orgs/{o}/templates", json={"name": "T" * 101})
+        assert (
+            await api.patch(f"/api/orgs/{o}", json={"name": "O" * (NAME_LENGTH + 1)})
+        ).status_code == 422
+        fits = await api.patch(f"/api/orgs/{o}", json={"name": "O" * NAME_LENGTH})
+        assert fits.status_code == 200 and fits.json()["name"] == "O" * NAME_LENGTH
+        reply = await api.post(f"/api/orgs/{o}/templates", json={"name": "T" * (NAME_LENGTH + 1)})
         assert reply.status_code == 422
         reply = await api.post(
             f"/api/orgs/{o}/templates", json={"name": "T", "firmware_type": "f" * 65}
         )
         assert reply.status_code == 422
-        reply = await api.patch(f"/api/devices/{device_id}", json={"name": "D" * 101})
+        reply = await api.patch(f"/api/devices/{device_id}", json={"name": "D" * (NAME_LENGTH + 1)})
         assert reply.status_code == 422
         email = "e" * 250 + "@x.org"
         reply = await api.put(f"/api/orgs/{o}/members", json={"email": email, "role": "viewer"})
@@ -188,7 +191,7 @@ async def test_lengths_are_the_schema_columns(cloud: RunningCloud) -> None:
         from sqlalchemy import text
 
         names = [r[0] for r in await conn.execute(text("SELECT name FROM organizations"))]
-    assert max(len(n) for n in names) == 100
+    assert max(len(n) for n in names) == NAME_LENGTH
     dev.close()
 
 

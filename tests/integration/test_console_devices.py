@@ -31,8 +31,8 @@ from tests.integration.test_console_sessions import browser, csrf_of, sign_in
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire.blynk import Command
 
-WEIRD = "<b>\"Tom's</b> 🚀 " + "x" * 84  # 100 characters: the longest name a device may have
-WEIRD_HTML = "&lt;b&gt;&#34;Tom&#39;s&lt;/b&gt; 🚀 " + "x" * 84
+WEIRD = "<b>\"Tom's</b> 🚀 " + "x" * 184  # the longest name a device may have
+WEIRD_HTML = "&lt;b&gt;&#34;Tom&#39;s&lt;/b&gt; 🚀 " + "x" * 184
 NATS = os.environ.get("WIFIPROV_TEST_NATS", "nats://127.0.0.1:4222")
 
 

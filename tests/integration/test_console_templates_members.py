@@ -13,9 +13,10 @@ from markupsafe import escape
 
 from tests.conftest import PASSWORD, RunningCloud
 from tests.integration.test_console_sessions import browser, csrf_of, sign_in
+from wifiprov.cloud.db.schema import NAME_LENGTH
 
-NASTY = '<b>x</b> & "q" 🚀 ' + "é" * 83  # HTML, emoji, the longest name (100)
-assert len(NASTY) == 100
+NASTY = '<b>x</b> & "q" 🚀 ' + "é" * 183  # HTML, emoji, the longest name
+assert len(NASTY) == NAME_LENGTH
 
 
 async def _template(client: httpx.AsyncClient, name: str) -> str:
@@ -35,7 +36,7 @@ async def test_templates_create_show_edit_and_validation(cloud: RunningCloud) ->
         assert empty.status_code == 400
         assert 'id="f-name-error"' in empty.text and 'aria-invalid="true"' in empty.text
         too_long = await client.post(
-            "/templates", data={"csrf": csrf_of(listing), "name": "x" * 101}
+            "/templates", data={"csrf": csrf_of(listing), "name": "x" * (NAME_LENGTH + 1)}
         )
         assert too_long.status_code == 400 and 'id="f-name-error"' in too_long.text
 

@@ -14,6 +14,7 @@ from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus
 from wifiprov.cloud.db import Database, inserted_id
 from wifiprov.cloud.db.schema import (
+    NAME_LENGTH,
     device_events,
     devices,
     pin_properties,
@@ -317,8 +318,8 @@ async def get_device(db: Database, who: Principal, device_id: int) -> dict[str, 
 async def rename(db: Database, who: Principal, device_id: int, name: str) -> dict[str, Any]:
     await _row(db, who, device_id, "operate")
     name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise Invalid("the device name must have 1 to 100 characters")
+    if not 1 <= len(name) <= NAME_LENGTH:
+        raise Invalid(f"the device name must have 1 to {NAME_LENGTH} characters")
     async with db.begin() as conn:
         await conn.execute(update(devices).where(devices.c.id == device_id).values(name=name))
     return await get_device(db, who, device_id)

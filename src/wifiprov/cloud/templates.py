@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.db import Database
-from wifiprov.cloud.db.schema import organizations, templates
+from wifiprov.cloud.db.schema import NAME_LENGTH, organizations, templates
 from wifiprov.cloud.errors import Invalid, NotFound
 from wifiprov.cloud.settings import CloudSettings
 
@@ -45,8 +45,8 @@ async def create_template(
 ) -> dict[str, Any]:
     who.require(org_id, "manage")
     name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise Invalid("the template name must have 1 to 100 characters")
+    if not 1 <= len(name) <= NAME_LENGTH:
+        raise Invalid(f"the template name must have 1 to {NAME_LENGTH} characters")
     description = check_description(description)
     template_id = new_template_id()
     firmware_type = firmware_type.strip() or template_id
@@ -86,8 +86,8 @@ async def update_template(
     changes: dict[str, str] = {}
     if name is not None:
         name = name.strip()
-        if not 1 <= len(name) <= 100:
-            raise Invalid("the template name must have 1 to 100 characters")
+        if not 1 <= len(name) <= NAME_LENGTH:
+            raise Invalid(f"the template name must have 1 to {NAME_LENGTH} characters")
         changes["name"] = name
     if description is not None:
         changes["description"] = check_description(description)

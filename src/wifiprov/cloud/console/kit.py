@@ -22,6 +22,7 @@ from wifiprov.cloud.accounts import RIGHTS, Principal
 from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.console import sessions
 from wifiprov.cloud.db import Database, DatabaseUnavailable
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.cloud.errors import CloudError, NotFound, Unauthorized
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.cloud.tokens import TokenHasher
@@ -72,6 +73,7 @@ def environment() -> jinja2.Environment:
     )
     env.globals["static"] = lambda name: f"{STATIC_URL}/{name}?v={quote(__version__)}"
     env.globals["version"] = __version__
+    env.globals["name_length"] = NAME_LENGTH
     return env
 
 

@@ -17,6 +17,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# The longest name a person, organization, template or device may have (characters).
+NAME_LENGTH = 200
+
 secrets = Table(
     "secrets",
     metadata,
@@ -29,7 +32,7 @@ users = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("email", String(254), nullable=False, unique=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
 )
@@ -38,7 +41,7 @@ organizations = Table(
     "organizations",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("hotspot_prefix", String(20), nullable=False),
     Column("created_at", Float, nullable=False),
 )
@@ -68,7 +71,7 @@ templates = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("firmware_type", String(64), nullable=False),
     Column("description", String(500), nullable=False, server_default=""),  # for people only
     Column("created_at", Float, nullable=False),
@@ -96,7 +99,7 @@ devices = Table(
     Column("id", Integer, primary_key=True),
     Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
     Column("template_id", String(32), ForeignKey("templates.id"), nullable=False),
-    Column("name", String(100), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("token_last4", String(4), nullable=False),
     Column("created_at", Float, nullable=False),

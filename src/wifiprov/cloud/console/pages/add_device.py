@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from wifiprov.cloud import devices, provisioning, templates
 from wifiprov.cloud.console import kit
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.cloud.errors import Invalid, NotFound
 from wifiprov.wire.naming import DEFAULT_PREFIX, ap_name
 
@@ -212,8 +213,8 @@ async def name(page: kit.Page, request_id: int) -> Response:
     error = ""
     if not wanted:
         error = "Name the device, e.g. where it is: “Kitchen thermostat”."
-    elif len(wanted) > 100:
-        error = f"A name has at most 100 characters; this one has {len(wanted)}."
+    elif len(wanted) > NAME_LENGTH:
+        error = f"A name has at most {NAME_LENGTH} characters; this one has {len(wanted)}."
     if not error:
         try:
             device = await devices.rename(page.db, page.who, status["device_id"], wanted)

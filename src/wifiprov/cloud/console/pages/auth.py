@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wifiprov.cloud import accounts
 from wifiprov.cloud.console import kit, sessions
 from wifiprov.cloud.db import Database
-from wifiprov.cloud.db.schema import memberships
+from wifiprov.cloud.db.schema import NAME_LENGTH, memberships
 from wifiprov.cloud.errors import CloudError, Conflict, TooManyRequests, Unauthorized
 
 router = kit.router()
@@ -166,8 +166,8 @@ def _check_sign_up(form: dict[str, str]) -> dict[str, str]:
     elif form.get("password2", "") != password:
         errors["password2"] = "The two passwords differ."
     org = form.get("org", "").strip()
-    if not org or len(org) > 100 or any(ord(c) < 32 or c == "\x7f" for c in org):
-        errors["org"] = "Name the organization: 1 to 100 characters on one line."
+    if not org or len(org) > NAME_LENGTH or any(ord(c) < 32 or c == "\x7f" for c in org):
+        errors["org"] = f"Name the organization: 1 to {NAME_LENGTH} characters on one line."
     try:
         accounts.check_prefix(form.get("hotspot_prefix", ""))
     except CloudError:

@@ -17,6 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from wifiprov.cloud import accounts, devices, templates
 from wifiprov.cloud.bus import DEVICE_PRESENCE, Bus, Message, Subscription
 from wifiprov.cloud.console import kit
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.cloud.errors import Invalid, NotDelivered, NotFound, TooLarge, Unauthorized
 
 router = kit.router()
@@ -304,12 +305,12 @@ async def rename(page: kit.Page, device_id: int) -> Response:
     page.require("operate")
     form = await page.form()
     name = form.get("name", "").strip()
-    if not 1 <= len(name) <= 100:
+    if not 1 <= len(name) <= NAME_LENGTH:
         return await show(
             page,
             device,
             400,
-            errors={"name": "A name has 1 to 100 characters."},
+            errors={"name": f"A name has 1 to {NAME_LENGTH} characters."},
             values={"name": form.get("name", "")},
         )
     await devices.rename(page.db, page.who, device_id, name)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from wifiprov.cloud import accounts
 from wifiprov.cloud.accounts import RIGHTS
 from wifiprov.cloud.console import kit, sessions
-from wifiprov.cloud.db.schema import memberships, organizations, users
+from wifiprov.cloud.db.schema import NAME_LENGTH, memberships, organizations, users
 from wifiprov.cloud.errors import CloudError, Conflict, Forbidden, Invalid
 from wifiprov.cloud.passwords import UNUSABLE
 
@@ -292,8 +292,8 @@ async def organization(page: kit.Page) -> Response:
     name = form.get("name", "").strip()
     prefix = form.get("hotspot_prefix", "")
     errors: dict[str, str] = {}
-    if not name or len(name) > 100 or any(ord(c) < 32 or c == "\x7f" for c in name):
-        errors["name"] = "Name the organization: 1 to 100 characters on one line."
+    if not name or len(name) > NAME_LENGTH or any(ord(c) < 32 or c == "\x7f" for c in name):
+        errors["name"] = f"Name the organization: 1 to {NAME_LENGTH} characters on one line."
     try:
         accounts.check_prefix(prefix)
     except CloudError:

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from wifiprov.cloud import templates
 from wifiprov.cloud.accounts import RIGHTS
 from wifiprov.cloud.console import kit
+from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.cloud.errors import Invalid
 from wifiprov.provisioner.objects import device_toml
 from wifiprov.wire.naming import AP_NAME_LIMIT, BLE_NAME_LIMIT, DEFAULT_PREFIX, ap_name, ble_name
@@ -24,13 +25,13 @@ router = kit.router()
 kit.nav("/templates", "Templates", right="view", order=10)
 
 CODE = "XXXX"  # stands for the 4 characters each chip's id gives
-NAME_RULE = "1 to 100 characters on one line."
+NAME_RULE = f"1 to {NAME_LENGTH} characters on one line."
 
 
 def check_name(name: str) -> str | None:
     """Why ``name`` cannot name a template, or None."""
     name = name.strip()
-    if not 1 <= len(name) <= 100 or any(ord(c) < 32 or c == "\x7f" for c in name):
+    if not 1 <= len(name) <= NAME_LENGTH or any(ord(c) < 32 or c == "\x7f" for c in name):
         return f"Name the template: {NAME_RULE}"
     return None
 
