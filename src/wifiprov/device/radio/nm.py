@@ -48,6 +48,7 @@ from wifiprov.device.radio.base import (
 )
 from wifiprov.device.radio.dnsmasq import NM_CONF_DIR, SNIPPET_NAME, shared_snippet
 from wifiprov.linux import nm_settings as nms
+from wifiprov.linux import supplicant
 from wifiprov.linux.networkmanager import (
     I_ACTIVE,
     I_DEVICE,
@@ -535,8 +536,9 @@ class NmRadio(Radio):
         with client.listen() as queue:
             try:
                 async with asyncio.timeout(timeout):
+                    watch = await _supplicant_for(client, device, settings)
                     path, active, _ = await client.add_and_activate(settings, device)
-                    await client.wait_activated(device, active, queue)
+                    await supplicant.wait_activated(client, device, active, queue, watch)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self._discard(client, (path, uuid, active))
@@ -631,6 +633,20 @@ class NmRadio(Radio):
             log.warning("link lost: %s", reason)
             self._station = self._station_profile = None
             self._link_lost(reason)
+
+
+async def _supplicant_for(
+    client: NmClient, device: WifiDevice, settings: nms.Settings
+) -> str | None:
+    """wpa_supplicant's interface to watch for a rejected password: joins with a WPA personal
+    password (a WPA3-SAE rejection is otherwise reported late, as "not found")."""
+    security = settings.get("802-11-wireless-security", {})
+    wireless = settings.get("802-11-wireless", {})
+    mode = wireless["mode"].value if "mode" in wireless else "infrastructure"
+    key_mgmt = security["key-mgmt"].value if "key-mgmt" in security else ""
+    if mode == "ap" or key_mgmt not in ("wpa-psk", "sae"):
+        return None
+    return await supplicant.interface_path(client, device.interface)
 
 
 def _ipv4(static: StaticIp | None) -> dict[str, Variant] | None:

@@ -23,7 +23,8 @@ from dbus_fast.errors import DBusError
 from platformdirs import user_state_dir
 
 from wifiprov.linux import nm_settings as nms
-from wifiprov.linux.networkmanager import NmClient, NmError, WifiDevice
+from wifiprov.linux import supplicant
+from wifiprov.linux.networkmanager import ActivationFailed, NmClient, NmError, WifiDevice
 from wifiprov.provisioner.wifi.base import JoinFailed
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,15 @@ class NmPhoneWifi:
         with client.listen() as queue:
             try:
                 async with asyncio.timeout(self.join_timeout):
+                    watch = await supplicant.interface_path(client, device.interface)
                     _, active, _ = await client.add_and_activate(settings, device, volatile=True)
-                    await client.wait_activated(device, active, queue)
+                    await supplicant.wait_activated(
+                        client, device, active, queue, watch if passphrase else None
+                    )
             except (TimeoutError, NmError, DBusError) as exc:
                 why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                if isinstance(exc, ActivationFailed):
+                    why = _failure_words(exc, passphrase)
                 if passphrase:
                     why = why.replace(passphrase, "***")  # never a secret in a message
                 await _restore(client, state, self.state)
@@ -172,6 +178,17 @@ async def _restore(client: NmClient, state: dict[str, Any], path: Path) -> None:
             await client.delete_own(connection, OWNER, uuid)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def _failure_words(exc: ActivationFailed, passphrase: str | None) -> str:
+    """Why NM could not join the device's AP, in words (the passphrase is the usual reason)."""
+    if exc.failure is nms.Failure.AUTH:
+        if passphrase:
+            return "the device's access point rejected the passphrase (--ap-passphrase)"
+        return "the device's access point needs a passphrase (--ap-passphrase)"
+    if exc.failure is nms.Failure.NOT_FOUND:
+        return f"no such access point in range ({nms.reason_text(exc.reason)})"
+    return f"{nms.reason_text(exc.reason)} ({exc})"
 
 
 def _read(path: Path) -> dict[str, Any] | None:
