@@ -1,0 +1,62 @@
+"""The real-radio tier: scenario groups booted in qemu guests, two at a time, once per session.
+
+The first test that asks for ``guests`` builds what the guests boot (tests/realradio/build.sh,
+cached in build/realradio/) and runs every group; the tests then read each group's results.
+Anything that keeps the tier from running fails the tests with the reason: it never skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.realradio import vm
+
+CASES = (  # guest/radio_cases.py, in this order
+    "sae_wrong,mixed_wrong,wpa2_wrong,hidden_wrong,phone_wrong,wpa2_right,sae_right,mixed_right,"
+    "hidden_right,phone_right,absent,no_dhcp,sae_wrong_nm_only,mixed_wrong_nm_only"
+)
+# group name -> (guest script, its settings); at most two guests run at once (2 cores, shared).
+GROUPS: dict[str, tuple[str, dict[str, str]]] = {
+    "failures": ("failures.sh", {"cases": CASES}),
+    "e2e": ("e2e.sh", {}),
+}
+AT_ONCE = 2
+TIMEOUT = 540  # per guest; the tier's budget is 10 minutes
+
+
+@pytest.fixture(scope="session")
+def guests() -> Iterator[dict[str, vm.Run]]:
+    kernel = vm.build()
+    runs: dict[str, vm.Run] = {}
+    names = list(GROUPS)
+    while names:
+        batch, names = names[:AT_ONCE], names[AT_ONCE:]
+        started = {}
+        try:
+            for name in batch:
+                script, env = GROUPS[name]
+                started[name] = vm.start(kernel, script, name=name, timeout=TIMEOUT, env=env)
+            for name, (proc, out, t0) in started.items():
+                runs[name] = vm.wait(proc, out, t0, name=name, timeout=TIMEOUT)
+        finally:
+            for proc, _, _ in started.values():
+                vm.stop(proc)
+    yield runs
+
+
+@pytest.fixture(scope="session")
+def failures(guests: dict[str, vm.Run]) -> vm.Run:
+    return _finished(guests["failures"])
+
+
+@pytest.fixture(scope="session")
+def e2e(guests: dict[str, vm.Run]) -> vm.Run:
+    return _finished(guests["e2e"])
+
+
+def _finished(run: vm.Run) -> vm.Run:
+    if run.rc != 0:
+        raise vm.GuestError(f"the guest's script failed\n{run.describe()}")
+    return run

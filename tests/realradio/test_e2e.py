@@ -1,0 +1,57 @@
+"""Scenario 1 on the real stack (guest/e2e.sh): `wifiprov device --radio nm` opens its access
+point through NetworkManager, a phone radio joins it (DHCP, DNS, the captive redirect), and
+`wifiprov provision --wifi nm` provisions it; the device joins hostapd's "home" network and logs
+in to a `wifiprov cloud`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.realradio import vm
+
+
+def results(run: vm.Run) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in run.text("e2e.txt").splitlines() if "=" in line)
+    return {key: value.strip() for key, value in pairs}
+
+
+def provision_events(run: vm.Run) -> list[tuple[float, dict[str, Any]]]:
+    """`wifiprov provision --json` lines, each with the time the guest read it."""
+    events = []
+    for line in run.text("provision.jsonl").splitlines():
+        stamp, _, text = line.partition(" ")
+        if text.startswith("{"):
+            events.append((float(stamp), json.loads(text)))
+    return events
+
+
+def test_the_device_opens_its_access_point_through_networkmanager(e2e: vm.Run) -> None:
+    found = results(e2e)
+    assert found.get("ap_ssid", "").startswith("Blynk Lamp-"), e2e.describe()
+    assert "ap" in found["ap_mode"] and "shared" in found["ap_mode"], found
+
+
+def test_a_phone_joins_gets_an_address_resolves_and_is_sent_to_the_portal(e2e: vm.Run) -> None:
+    found = results(e2e)
+    assert found.get("phone_ip", "").startswith("192.168.4."), e2e.describe()
+    assert found["dns_blynk_setup"] == "192.168.4.1", found
+    assert found["dns_other"] == "192.168.4.1", found  # captive: every name is the portal
+    assert found["captive_status"].split()[1:2] == ["302"], found
+    assert "192.168.4.1" in found["captive_location"] or "blynk.setup" in found["captive_location"]
+
+
+def test_provisioning_brings_the_device_onto_the_home_network_and_the_cloud(e2e: vm.Run) -> None:
+    steps = [event["step"] for _, event in provision_events(e2e)]
+    for step in ("find", "join", "board_info", "config", "online", "done"):
+        assert step in steps, f"{steps}\n{e2e.text('logs/provision.err')[-3000:]}"
+    device_log = e2e.text("logs/device.log")
+    assert "joined 'Home WiFi' with address 192.168.77." in device_log, device_log[-3000:]
+    assert "logged in to the cloud" in device_log, device_log[-3000:]
+    devices = json.loads(e2e.text("devices.json") or "[]")
+    assert [(d["name"], d["online"]) for d in devices] == [("Kitchen", True)], devices
+
+
+def test_no_password_reaches_a_log(e2e: vm.Run) -> None:
+    for name in ("logs/device.log", "logs/cloud.log", "provision.jsonl", "logs/provision.err"):
+        assert "correct horse" not in e2e.text(name), name
