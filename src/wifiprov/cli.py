@@ -122,6 +122,16 @@ def cloud(
     gateway_tls: Annotated[
         str | None, typer.Option(help="device gateway over TLS, HOST:PORT (default port 8441)")
     ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(help="Blynk's MQTT device API (3.1.1 and 5), plain TCP, HOST:PORT (1883)"),
+    ] = None,
+    mqtt_tls: Annotated[
+        str | None, typer.Option(help="Blynk's MQTT device API over TLS, HOST:PORT (8883)")
+    ] = None,
+    mqtt_max_packet: Annotated[
+        int, typer.Option(help="largest MQTT packet accepted (remaining length, bytes)")
+    ] = 64 * 1024,
     cert: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM)")] = None,
     key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
     public_host: Annotated[
@@ -171,10 +181,17 @@ def cloud(
     _logging(verbose)
     if gateway_tls is not None and not (cert and key):
         fail("--gateway-tls needs --cert and --key", "give the certificate chain and key in PEM")
+    if mqtt_tls is not None and not (cert and key):
+        fail("--mqtt-tls needs --cert and --key", "give the certificate chain and key in PEM")
+    if not 128 <= mqtt_max_packet <= 16 * 1024 * 1024:
+        fail("--mqtt-max-packet is out of range", "give 128 to 16777216 bytes")
     settings = CloudSettings(
         http=_address(http, 8080, "--http") or ("127.0.0.1", 8080),
         gateway=_address(gateway, 8442, "--gateway"),
         gateway_tls=_address(gateway_tls, 8441, "--gateway-tls"),
+        mqtt=_address(mqtt, 1883, "--mqtt"),
+        mqtt_tls=_address(mqtt_tls, 8883, "--mqtt-tls"),
+        mqtt_max_packet=mqtt_max_packet,
         cert=cert,
         key=key,
         bus_url=bus,
@@ -439,6 +456,8 @@ async def _say_where(cloud: Any) -> None:
     ]
     listeners = cloud.gateway.addresses()
     lines.append("device gateway: " + ", ".join(f"{h}:{p}" for h, p in listeners))
+    for kind, (h, p) in cloud.gateway.mqtt_addresses().items():
+        lines.append(f"MQTT device API ({'TLS' if kind == 'mqtt_tls' else 'plain'}): {h}:{p}")
     lines.append(
         f"devices are told: host {s.public_host}, port {s.device_port}, "
         f"TLS port {s.device_port_ssl} (change with --public-host / --public-port / "
@@ -464,6 +483,8 @@ def _bind_hint(exc: OSError, settings: Any = None) -> str:
             ("--http", settings.http),
             ("--gateway", settings.gateway),
             ("--gateway-tls", settings.gateway_tls),
+            ("--mqtt", settings.mqtt),
+            ("--mqtt-tls", settings.mqtt_tls),
         ):
             if address is None or not address[1]:
                 continue

@@ -3,7 +3,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path as PathLib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,11 +11,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from wifiprov import __version__
-from wifiprov.cloud import accounts, console, devices, provisioning, templates
+from wifiprov.cloud import accounts, console, datastreams, devices, provisioning, templates
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.body_limit import MAX_BODY, BodyLimit, BodyTooLarge
 from wifiprov.cloud.bus import Bus
@@ -87,7 +87,24 @@ class PinWrite(BaseModel):
     value: Text | list[Text]
 
 
+class Datastream(BaseModel):
+    pin: Annotated[int, Field(ge=0, le=devices.MAX_PIN, description="its virtual pin (0..255)")]
+    type: Literal["integer", "double", "string"] = "string"
+    min: float | None = None
+    max: float | None = None
+    unit: Annotated[str, Field(max_length=datastreams.MAX_UNIT)] = ""
+
+
 Pin = Annotated[int, Path(ge=0, le=devices.MAX_PIN, description="a virtual pin (V0..V255)")]
+DatastreamName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^/+#\x00-\x1f\x7f]+$",
+        description="a datastream's name (one MQTT topic level)",
+    ),
+]
 
 
 def _error(
@@ -270,6 +287,24 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     @app.get("/api/templates/{template_id}/firmware-config", tags=["templates"])
     async def firmware_config(who: Who, template_id: TemplateId) -> dict[str, Any]:
         return await templates.firmware_config(db, who, template_id, settings)
+
+    @app.get("/api/templates/{template_id}/datastreams", tags=["templates"])
+    async def list_datastreams(who: Who, template_id: TemplateId) -> list[dict[str, Any]]:
+        return await datastreams.list_datastreams(db, who, template_id)
+
+    @app.put("/api/templates/{template_id}/datastreams/{name}", tags=["templates"])
+    async def put_datastream(
+        who: Who, template_id: TemplateId, name: DatastreamName, body: Datastream
+    ) -> dict[str, Any]:
+        return await datastreams.put_datastream(
+            db, who, template_id, name, body.pin, body.type, body.min, body.max, body.unit
+        )
+
+    @app.delete(
+        "/api/templates/{template_id}/datastreams/{name}", status_code=204, tags=["templates"]
+    )
+    async def delete_datastream(who: Who, template_id: TemplateId, name: DatastreamName) -> None:
+        await datastreams.delete_datastream(db, who, template_id, name)
 
     # --- provisioning ---
     @app.post("/api/templates/{template_id}/provisioning", status_code=201, tags=["provisioning"])

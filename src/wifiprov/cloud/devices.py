@@ -356,7 +356,8 @@ async def _deliver(bus: Bus, row: Any, kind: str, *args: str | int) -> dict[str,
             "delivered": False,
             "delivery": "refused",
             "node": reply.get("node"),
-            "message": "the device's connection could not take the message (too large for it)",
+            "message": reply.get("reason")
+            or "the device's connection could not take the message (too large for it)",
         }
     return {
         "delivered": True,

@@ -1,39 +1,36 @@
-"""The device gateway: the Blynk device protocol over TCP and TLS, as a thin shell on wire.blynk.
+"""The device gateway: its listeners, and the Blynk device protocol as a thin shell on wire.blynk.
 
 One ``DeviceConnection`` (an asyncio Protocol, cheap enough for tens of thousands) per socket:
 it must log in first (HW_LOGIN or legacy LOGIN), within ``login_timeout`` seconds; after that it
 answers pings and the info message, stores what the device writes (through the write-behind
-``DeviceDataWriter``) and delivers what the cloud sends it. Timeouts are enforced by one sweeper
-for all connections rather than a timer per connection.
+``DeviceDataWriter``) and delivers what the cloud sends it. Logins, claims, presence, commands
+and timeouts are the session core's (``sessions.py``), shared with the MQTT connections
+(``mqtt_gateway.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import logging
 import ssl
 import time
-import zoneinfo
-from collections import deque
 from collections.abc import Callable
-from enum import Enum
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from wifiprov.cloud import devices
-from wifiprov.cloud.bus import (
-    DEVICE_COMMANDS,
-    DEVICE_LOGINS,
-    DEVICE_PRESENCE,
-    Bus,
-    Message,
-    claimed_subject,
-)
+from wifiprov.cloud import devices, mqtt_gateway
+from wifiprov.cloud.bus import Bus
 from wifiprov.cloud.db import Database, DatabaseUnavailable
+from wifiprov.cloud.device_time import utc_reply
 from wifiprov.cloud.ingest import DeviceDataWriter
+from wifiprov.cloud.sessions import (
+    DEFAULT_HEARTBEAT,
+    HEARTBEAT_FACTOR,
+    DeviceSessions,
+    Session,
+    State,
+)
+from wifiprov.cloud.sessions import FailedLogins as FailedLogins  # (re-exported)
+from wifiprov.cloud.sessions import LoginThrottle as LoginThrottle  # (re-exported)
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.cloud.tokens import TokenHasher
 from wifiprov.wire import blynk
@@ -42,112 +39,26 @@ from wifiprov.wire.blynk import Command, Frame, Status
 log = logging.getLogger("wifiprov.gateway")
 
 MAX_BODY_IN = 4096  # larger than any library's send buffer; bigger frames close the connection
-MAX_WRITE_BUFFER = 256 * 1024  # a device that stops reading is dropped past this
-DEFAULT_HEARTBEAT = 45  # seconds, until the device says otherwise in its info message
-HEARTBEAT_FACTOR = 2.3  # a device is gone after h-beat x 2.3 without input (as Blynk's server)
-SEEN_INTERVAL = 15.0  # how often last_seen of connected devices is written
 MAX_META_FIELDS = 32  # INTERNAL meta fields kept per device (Edgent sets two)
 MAX_META_VALUE = 256
 
 
-class State(Enum):
-    AWAIT_LOGIN = "await_login"
-    LOGGING_IN = "logging_in"
-    ONLINE = "online"
-    CLOSED = "closed"
+class DeviceConnection(Session, asyncio.Protocol):
+    """One Blynk-protocol connection: frames in, calls on the session core, frames out."""
 
+    protocol = "the Blynk protocol"
 
-class LoginThrottle:
-    """Failed logins per address: past ``limit`` within ``window`` seconds, the address is refused
-    (connections closed at once, without a database lookup) until its failures age out."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, address: str, now: float) -> bool:
-        failures = self._failures.get(address)
-        if failures is None or len(failures) < self.limit:
-            return False
-        if now - failures[0] > self.window:
-            failures.popleft()
-            return False
-        return True
-
-    def failed(self, address: str, now: float) -> bool:
-        """Record a failure; True only for the one that blocks the address (log it once per
-        block: failures of logins already in flight when it was blocked add nothing)."""
-        was = self.blocked(address, now)
-        failures = self._failures.setdefault(address, deque(maxlen=self.limit))
-        failures.append(now)
-        return not was and self.blocked(address, now)
-
-    def prune(self, now: float) -> None:
-        stale = [a for a, f in self._failures.items() if not f or now - f[-1] > self.window]
-        for address in stale:
-            del self._failures[address]
-
-
-class FailedLogins:
-    """Logins with an invalid token, counted and logged as one summary line at most every
-    ``interval`` seconds (a flood of bad tokens must not flood the log)."""
-
-    def __init__(self, interval: float = 60.0) -> None:
-        self.interval = interval
-        self.count = 0
-        self.addresses: set[str] = set()
-        self._since: float | None = None
-
-    def add(self, address: str) -> None:
-        self.count += 1
-        self.addresses.add(address)
-
-    def report(self, now: float, force: bool = False) -> None:
-        """Log the summary if ``interval`` has passed (or ``force``, at stop) and any failed."""
-        if self._since is None:
-            self._since = now
-        if not self.count or (now - self._since < self.interval and not force):
-            return
-        log.info(
-            "%d failed device login(s) (invalid token) in the last %.0f s from %d address(es): %s",
-            self.count,
-            now - self._since,
-            len(self.addresses),
-            ", ".join(sorted(self.addresses)[:5]) + (" ..." if len(self.addresses) > 5 else ""),
-        )
-        self.count, self.addresses, self._since = 0, set(), now
-
-
-class DeviceConnection(asyncio.Protocol):
     def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
         self.gw = gateway
-        self.state = State.AWAIT_LOGIN
         self.decoder = blynk.Decoder(MAX_BODY_IN)
-        self.transport: asyncio.Transport | None = None
-        self.address = "?"
-        self.opened = self.last_input = time.monotonic()
-        self.device_id = 0
-        self.org_id = 0
-        self.replaced = False  # closed because the device logged in on another node
-        self.token_last4 = ""
-        self.connected_at = 0.0
-        self.heartbeat_timeout = DEFAULT_HEARTBEAT * HEARTBEAT_FACTOR
-        self.buffer_in = devices.DEFAULT_BUFFER_IN
         self.msg_id = 0
-        self.paused = False
+        self.login_msg_id = 1
         self.held: list[Frame] = []  # frames that arrived while the login was being checked
-        self.meta: dict[str, str] = {}  # the device's INTERNAL meta, as stored
-        self.arrived: asyncio.Future[None] | None = None  # wakes a claim waiting for the info
-        self.answered = False  # the login was answered (a claim answers before deciding)
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.address = peer[0] if peer else "?"
-        self.gw.connections.add(self)
-        if self.gw.throttle.blocked(self.address, time.monotonic()):
-            self.close(None)
+        self.opened_on(transport)
 
     def data_received(self, data: bytes) -> None:
         self.last_input = time.monotonic()
@@ -166,30 +77,9 @@ class DeviceConnection(asyncio.Protocol):
                 self.handle(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state = State.CLOSED
-        self._wake()
-        self.gw.forget(self)
-
-    def _wake(self) -> None:
-        if self.arrived is not None and not self.arrived.done():
-            self.arrived.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
+        self.lost()
 
     # --- sending ---
-    def send(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is None or self.state is State.CLOSED:
-            return
-        if self.paused and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self.close("not reading (send buffer full)", abort=True, fault=True)
-            return
-        transport.write(data)
-
     def respond(self, msg_id: int, status: int) -> None:
         self.send(blynk.encode_response(msg_id, status))
 
@@ -197,20 +87,35 @@ class DeviceConnection(asyncio.Protocol):
         self.msg_id = blynk.next_msg_id(self.msg_id)
         return self.msg_id
 
-    def close(self, reason: str | None, abort: bool = False, fault: bool = False) -> None:
-        """Close (after what is queued is sent), or ``abort`` (drop it: the peer is not reading).
-        A ``fault`` of a logged-in device is kept as its ``last_error`` (shown by the API)."""
-        if self.state is not State.CLOSED and reason:
-            who = f"device {self.device_id}" if self.device_id else self.address
-            log.info("%s: closing: %s", who, reason)
-            if fault and self.device_id:
-                self.gw.writer.note(self.device_id, last_error=reason[:200])
-        self.state = State.CLOSED
-        if self.transport is not None:
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()
+    # --- the session core's hooks ---
+    def answer_login(self, status: int) -> None:
+        self.respond(self.login_msg_id, status)
+
+    def held_info(self) -> tuple[Frame, str | None] | None:
+        for held in self.held:
+            if held.command == Command.INTERNAL:
+                try:
+                    args = held.text_args()
+                    if blynk.is_info(args):
+                        return held, blynk.parse_info(args).get("template_id") or None
+                except (blynk.ProtocolError, ValueError):
+                    continue
+        return None
+
+    def refuse_info(self, item: Frame) -> None:
+        self.held.remove(item)
+        self.respond(item.msg_id, Status.INVALID_TOKEN)
+
+    def logged_in(self) -> None:
+        held, self.held = self.held, []
+        for early in held:
+            if self.state is State.CLOSED:
+                break
+            self.handle(early)
+
+    def deliver_kind(self, kind: str, args: list[Any]) -> bool | None:
+        command = _COMMANDS.get(kind)
+        return None if command is None else self.deliver(command, args)
 
     # --- protocol ---
     def handle(self, frame: Frame) -> None:
@@ -218,7 +123,8 @@ class DeviceConnection(asyncio.Protocol):
         if self.state is State.AWAIT_LOGIN:
             if command in blynk.LOGIN_COMMANDS:
                 self.state = State.LOGGING_IN
-                self.gw.spawn(self.gw.login(self, frame))
+                self.login_msg_id = frame.msg_id
+                self.gw.spawn(self.gw.login(self, frame.body.strip()))
             elif command != Command.RESPONSE:
                 self.respond(frame.msg_id, Status.NOT_AUTHENTICATED)
                 self.close("sent a command before logging in")
@@ -333,70 +239,6 @@ _HANDLERS: dict[int, Callable[[DeviceConnection, Frame], None]] = {
 }
 
 
-def utc_reply(what: str, now: float, zone_name: str) -> list[Any] | None:
-    """The answer to INTERNAL ``utc\0<what>`` as Blynk's server gives it (the C++ library's
-    TimeAndLocation example and blynk-library-python's ``05_utc_and_timezone`` read these):
-    ``time`` ms since the epoch; ``iso`` local ISO-8601 time with its offset; ``tz`` standard
-    and DST offsets in minutes; ``tz_name``; ``tz_rule`` the POSIX TZ rule; ``dst_next`` up to
-    two coming offset changes (epoch seconds, new offset in minutes). None for anything else."""
-    zone = zoneinfo.ZoneInfo(zone_name)
-    local = dt.datetime.fromtimestamp(now, zone)
-    if what == "time":
-        return ["time", int(now * 1000)]
-    if what == "iso":
-        return ["iso", local.replace(microsecond=0).isoformat()]
-    if what == "tz":
-        offset, dst = _minutes(local.utcoffset()), _minutes(local.dst())
-        return ["tz", offset - dst, dst]
-    if what == "tz_name":
-        return ["tz_name", zone_name]
-    if what == "tz_rule":
-        return ["tz_rule", _posix_rule(zone_name)]
-    if what == "dst_next":
-        return ["dst_next", *[x for change in _offset_changes(zone, now, 2) for x in change]]
-    return None
-
-
-def _minutes(delta: dt.timedelta | None) -> int:
-    return int((delta or dt.timedelta()).total_seconds() // 60)
-
-
-@cache
-def _posix_rule(zone_name: str) -> str:
-    """The POSIX TZ rule: the footer line of the zone's TZif (version 2+) file."""
-    for root in zoneinfo.TZPATH:
-        try:
-            data = (Path(root) / zone_name).read_bytes()
-        except (OSError, ValueError):
-            continue
-        footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        return footer.decode("ascii", "replace")
-    return "UTC0" if zone_name in ("UTC", "Etc/UTC") else ""
-
-
-def _offset_changes(zone: zoneinfo.ZoneInfo, now: float, count: int) -> list[tuple[int, int]]:
-    """The next ``count`` UTC-offset changes within two years: (epoch seconds, offset minutes)."""
-
-    def offset(t: float) -> int:
-        return _minutes(dt.datetime.fromtimestamp(t, zone).utcoffset())
-
-    found: list[tuple[int, int]] = []
-    t, current = float(int(now)), offset(now)
-    day = 86400.0
-    while len(found) < count and t < now + 2 * 365 * day:
-        if offset(t + day) == current:
-            t += day
-            continue
-        lo, hi = t, t + day  # the change is in (lo, hi]: bisect to the second
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if offset(mid) == current else (lo, mid)
-        current = offset(hi)
-        found.append((int(hi), current))
-        t = hi
-    return found
-
-
 _COMMANDS = {
     "hardware": Command.HARDWARE,
     "internal": Command.INTERNAL,
@@ -404,7 +246,10 @@ _COMMANDS = {
 }
 
 
-class Gateway:
+class Gateway(DeviceSessions):
+    """The device gateway: its listeners (Blynk protocol plain and TLS; MQTT plain, TLS and
+    WebSocket) over one session core."""
+
     def __init__(
         self,
         db: Database,
@@ -413,28 +258,9 @@ class Gateway:
         settings: CloudSettings,
         writer: DeviceDataWriter,
     ) -> None:
-        self.db, self.bus, self.hasher, self.settings, self.writer = (
-            db,
-            bus,
-            hasher,
-            settings,
-            writer,
-        )
-        self.node = settings.node_id
-        # The time zone INTERNAL ``utc`` answers in: the cloud keeps no per-device zone yet.
-        self.time_zone = "UTC"
-        # How long a provisioning token's first login waits for the device's info (its template)
-        # before the claim is decided without it.
-        self.claim_info_timeout = 3.0
-        self.connections: set[DeviceConnection] = set()
-        self.sessions: dict[int, DeviceConnection] = {}
-        self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
-        self.failed_logins = FailedLogins()
-        self.logins = devices.DeviceLogins(db, hasher, bus)
+        super().__init__(db, bus, hasher, settings, writer)
         self.servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._presence: set[asyncio.Task[Any]] = set()  # presence being published
-        self._subs: list[Any] = []
+        self.mqtt_servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -444,13 +270,9 @@ class Gateway:
                 await loop.create_server(lambda: DeviceConnection(self), *s.gateway, backlog=4096)
             )
         if s.gateway_tls:
-            if not (s.cert and s.key):
-                raise ValueError("TLS needs --cert and --key")
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(s.cert, s.key)
             self.servers.append(
                 await loop.create_server(
-                    lambda: DeviceConnection(self), *s.gateway_tls, ssl=ctx, backlog=4096
+                    lambda: DeviceConnection(self), *s.gateway_tls, ssl=tls_context(s), backlog=4096
                 )
             )
         # Tell devices the port actually bound when asked for any free one (port 0).
@@ -459,284 +281,45 @@ class Gateway:
             s.gateway = bound[0]
         if s.gateway_tls and s.gateway_tls[1] == 0:
             s.gateway_tls = bound[-1]
-        self._subs.append(await self.bus.subscribe(DEVICE_COMMANDS, self.on_command))
-        self._subs.append(await self.bus.subscribe(DEVICE_LOGINS, self.on_login_elsewhere))
-        self.spawn(self._sweep())
+        self.mqtt_servers = await mqtt_gateway.start_listeners(self)
+        await self.start_core()
 
     def addresses(self) -> list[tuple[str, int]]:
+        """The Blynk-protocol listeners' addresses (plain first, then TLS)."""
         return [srv.sockets[0].getsockname()[:2] for srv in self.servers]
+
+    def mqtt_addresses(self) -> dict[str, tuple[str, int]]:
+        """The MQTT listeners' addresses by kind (mqtt, mqtt_tls, mqtt_ws, mqtt_wss)."""
+        return mqtt_gateway.addresses(self)
 
     async def stop(self) -> None:
         """Close the listeners and every connection; their devices' offline presence is queued
         in the writer at once (not when the loop gets round to ``connection_lost``)."""
         self.failed_logins.report(time.monotonic(), force=True)
-        for srv in self.servers:
+        servers = self.servers + self.mqtt_servers
+        for srv in servers:
             srv.close()
-        for conn in list(self.connections):
-            conn.close(None)
-            self.forget(conn)
-        if self._presence:  # the offline presence of this node's devices, for the others
-            await asyncio.wait(list(self._presence), timeout=2)
-        for sub in self._subs:
-            await sub.unsubscribe()
-        for task in list(self._tasks):
-            task.cancel()
-        for srv in self.servers:
+        await self.stop_core()
+        for srv in servers:
             await srv.wait_closed()
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # --- login ---
-    async def login(self, conn: DeviceConnection, frame: Frame) -> None:
-        token = frame.body.strip()
-        try:
-            auth = await self.logins.authenticate(token)
-            if isinstance(auth, devices.PendingClaim):
-                auth = await self._claim(conn, frame, auth, token)
-                if auth is None:
-                    return  # refused, or the connection went before the device reported
-                answered = True
-            else:
-                answered = False
-        except DatabaseUnavailable as exc:
-            log.warning("%s: login refused, database unavailable: %s", conn.address, exc)
-            if not conn.answered:  # (a claim answered 200 already: just close)
-                conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
-            conn.close(None)
-            return
-        except Exception:
-            log.exception("%s: login failed", conn.address)
-            if not conn.answered:
-                conn.respond(frame.msg_id, Status.SERVER_EXCEPTION)
-            conn.close(None)
-            return
-        if auth is not None and auth.claimed_request is not None and conn.state is State.CLOSED:
-            # The claim is committed even though its connection went meanwhile: say so, or
-            # a provisioner's long poll would wait for nothing.
-            await self._announce_claim(auth)
-            return
-        if conn.state is State.CLOSED:
-            return
-        if auth is None:
-            if self.throttle.failed(conn.address, time.monotonic()):
-                log.warning(
-                    "%s: %d failed logins within %.0f s: throttling this address",
-                    conn.address,
-                    self.throttle.limit,
-                    self.throttle.window,
-                )
-            self.failed_logins.add(conn.address)  # counted; the sweeper logs a summary
-            conn.respond(frame.msg_id, Status.INVALID_TOKEN)
-            conn.close(None)
-            return
-        conn.device_id = auth.device_id
-        conn.org_id = auth.org_id
-        conn.token_last4 = token[-4:].decode("ascii")
-        conn.connected_at = time.time()
-        self.writer.note(auth.device_id, last_ip=conn.address)
-        conn.msg_id = 0
-        conn.buffer_in = auth.buffer_in or devices.DEFAULT_BUFFER_IN
-        conn.meta = json.loads(auth.meta or "{}")
-        older = self.sessions.get(auth.device_id)
-        if older is not None and older is not conn:
-            older.close("replaced by a newer login of the same device")
-        self.sessions[auth.device_id] = conn
-        conn.state = State.ONLINE
-        self.writer.online(auth.device_id, self.node, conn.connected_at)
-        self.presence(conn, True)
-        log.debug(
-            "device %d: online from %s (token ...%s)%s",
-            auth.device_id,
-            conn.address,
-            conn.token_last4,
-            " claimed a provisioning token" if auth.claimed_request else "",
-        )
-        if not answered:
-            conn.respond(frame.msg_id, Status.OK)
-        if auth.claimed_request is not None:
-            # Announce the claim only once the device shows online, so that a provisioner
-            # woken by it can use the device at once.
-            await self._announce_claim(auth)
-        if self.bus.shared:  # other nodes drop an older connection of this device
-            await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
-        held, conn.held = conn.held, []
-        for early in held:
-            if conn.state is State.CLOSED:
-                break
-            conn.handle(early)
-
-    async def _claim(
-        self, conn: DeviceConnection, frame: Frame, pending: devices.PendingClaim, token: bytes
-    ) -> devices.DeviceAuth | None:
-        """Decide a provisioning token's claim with the device's info message.
-
-        The firmware reports its template (INTERNAL ``tmpl``) only after the login is answered,
-        so the login is answered 200 and the claim waits (up to ``claim_info_timeout``) for the
-        info. Another template than the token's: the claim is refused for good (the info is
-        answered 9 and the connection closed; every later login with the token gets 9) and
-        the request says why. No ``tmpl`` (libraries without a template), or no info in time
-        on a live connection: claimed. The connection gone before its info: nothing decided.
-        """
-        conn.respond(frame.msg_id, Status.OK)
-        conn.answered = True
-        info_frame = await self._await_info(conn)
-        reported: str | None = None
-        if info_frame is not None:
-            reported = blynk.parse_info(info_frame.text_args()).get("template_id") or None
-        elif conn.state is State.CLOSED:
-            return None
-        if reported is not None and reported != pending.template_id:
-            reason = (
-                f"the device's firmware reports template {reported[:40]}, "
-                f"not the token's {pending.template_id}"
-            )
-            if await devices.refuse_claim(self.db, pending, reason):
-                log.info("%s: claim refused: %s", conn.address, reason)
-                await self.bus.publish(claimed_subject(pending.request_id), {"refused": reason})
-            if info_frame is not None:
-                conn.held.remove(info_frame)
-                conn.respond(info_frame.msg_id, Status.INVALID_TOKEN)
-            conn.close(None)
-            return None
-        auth = await devices.commit_claim(self.db, pending, reported[:32] if reported else None)
-        if auth is None:  # another login won the token: it is that device's token now
-            found = await self.logins.authenticate(token)
-            if not isinstance(found, devices.DeviceAuth):
-                conn.close("lost the provisioning token to another login")
-                return None
-            auth = found
-        return auth
-
-    async def _await_info(self, conn: DeviceConnection) -> Frame | None:
-        """The info message among the frames held since the login, waiting for it (bounded)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.claim_info_timeout
-        while True:
-            for held in conn.held:
-                if held.command == Command.INTERNAL:
-                    try:
-                        if blynk.is_info(held.text_args()):
-                            return held
-                    except (blynk.ProtocolError, ValueError):
-                        continue
-            left = deadline - loop.time()
-            if left <= 0 or conn.state is State.CLOSED:
-                return None
-            conn.arrived = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(conn.arrived), left)
-            except TimeoutError:
-                pass
-            finally:
-                conn.arrived = None
-
-    async def _announce_claim(self, auth: devices.DeviceAuth) -> None:
-        try:
-            await self.writer.flush()
-        except DatabaseUnavailable:
-            pass  # presence follows with the next flush; the claim itself is committed
-        await self.bus.publish(
-            claimed_subject(auth.claimed_request or 0), {"device_id": auth.device_id}
-        )
-
-    def forget(self, conn: DeviceConnection) -> None:
-        self.connections.discard(conn)
-        if conn.device_id and self.sessions.get(conn.device_id) is conn:
-            del self.sessions[conn.device_id]
-            self.writer.offline(conn.device_id, self.node, conn.connected_at, time.time())
-            if not conn.replaced:
-                self.presence(conn, False)
-            log.debug("device %d: offline", conn.device_id)
-
-    def presence(self, conn: DeviceConnection, online: bool) -> None:
-        """Say on the bus that a device went online or offline (the console's live pages)."""
-        message = {
-            "device_id": conn.device_id,
-            "org_id": conn.org_id,
-            "online": online,
-            "node": self.node,
-            "at": time.time(),
-        }
-        task = asyncio.get_running_loop().create_task(self.bus.publish(DEVICE_PRESENCE, message))
-        self._presence.add(task)
-        task.add_done_callback(self._presence.discard)
-
     async def sync(self, conn: DeviceConnection, msg_id: int, pins: list[int]) -> None:
-        # Values the device wrote before asking are pending or being written now; a flush may
-        # commit (and forget) them while the database is read, so they are taken first.
-        before = self.writer.pending_pins(conn.device_id)
         try:
-            stored = {
-                int(k[1:]): v for k, v in (await devices.pins_of(self.db, conn.device_id)).items()
-            }
+            stored = await self.current_pins(conn.device_id)
         except DatabaseUnavailable:
             conn.respond(msg_id, Status.SERVER_EXCEPTION)
             return
-        stored.update(before)
-        stored.update(self.writer.pending_pins(conn.device_id))
         for pin in pins or sorted(stored):
             if pin in stored:
                 body = blynk.join_args(["vw", pin, *stored[pin]])
                 if len(body) < conn.buffer_in:
                     conn.send(blynk.encode_body(Command.HARDWARE, msg_id, body))
 
-    # --- the bus ---
-    async def on_command(self, msg: Message) -> Message | None:
-        """Act on a command for a device; reply (to a request) only when holding its live
-        connection: ``{"node", "delivered"}``, delivered meaning the connection took it."""
-        device_id = int(msg["device_id"])
-        kind = msg["kind"]
-        if kind in ("erased", "deleted"):
-            self.writer.drop_device(device_id)
-        conn = self.sessions.get(device_id)
-        if conn is None or conn.state is not State.ONLINE:
-            return None
-        args = list(msg.get("args", []))
-        delivered = False
-        if kind in _COMMANDS:
-            delivered = conn.deliver(_COMMANDS[kind], args)
-        elif kind == "deleted":
-            conn.close("device deleted")
-        elif kind == "disconnect":
-            conn.close("disconnected by the cloud")
-            delivered = True
-        return {"node": self.node, "delivered": delivered}
 
-    async def on_login_elsewhere(self, msg: Message) -> None:
-        if msg.get("node") == self.node:
-            return
-        conn = self.sessions.get(int(msg["device_id"]))
-        if conn is not None:
-            conn.replaced = True  # online elsewhere: no offline presence for this one
-            conn.close("the device logged in on another gateway node")
-
-    # --- timeouts ---
-    async def _sweep(self) -> None:
-        tick = min(1.0, self.settings.login_timeout / 2)
-        last_seen_write = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            write_seen = now - last_seen_write >= SEEN_INTERVAL
-            wall = time.time()
-            for conn in list(self.connections):
-                if conn.state is State.ONLINE:
-                    idle = now - conn.last_input
-                    if idle > conn.heartbeat_timeout:
-                        conn.close(f"heartbeat timeout ({idle:.0f} s without input)", fault=True)
-                    elif write_seen:
-                        self.writer.last_seen(conn.device_id, wall - idle)
-                elif (
-                    conn.state is State.AWAIT_LOGIN
-                    and now - conn.opened > self.settings.login_timeout
-                ):
-                    # Only the device's own slowness counts: a login we are still checking is
-                    # answered (or refused with 19) when the database replies.
-                    conn.close("did not log in in time")
-            if write_seen:
-                last_seen_write = now
-                self.throttle.prune(now)
-            self.failed_logins.report(now)
+def tls_context(settings: CloudSettings) -> ssl.SSLContext:
+    """The server TLS context of ``--cert``/``--key`` (Blynk-protocol and MQTT listeners)."""
+    if not (settings.cert and settings.key):
+        raise ValueError("TLS needs --cert and --key")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(settings.cert, settings.key)
+    return ctx

@@ -42,6 +42,10 @@ class CloudSettings:
     http: tuple[str, int] = ("127.0.0.1", 8080)
     gateway: tuple[str, int] | None = ("0.0.0.0", 8442)
     gateway_tls: tuple[str, int] | None = None
+    # Blynk's MQTT device API: plain, TLS (same --cert/--key); None = not served.
+    mqtt: tuple[str, int] | None = None
+    mqtt_tls: tuple[str, int] | None = None
+    mqtt_max_packet: int = 64 * 1024  # an MQTT packet's remaining length past this closes it
     cert: Path | None = None
     key: Path | None = None
     # What devices are told to reach (a name they resolve, or the LAN address): see reach.py.

@@ -13,12 +13,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
 
 # The longest name a person, organization, template or device may have (characters).
 NAME_LENGTH = 200
+# A datastream's name (Blynk's MQTT topic level ``ds/<name>``).
+DATASTREAM_NAME_LENGTH = 64
 
 secrets = Table(
     "secrets",
@@ -142,4 +145,19 @@ device_events = Table(
     Column("code", String(64), nullable=False),
     Column("description", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+datastreams = Table(
+    # A template's named datastreams: Blynk's MQTT API addresses values by name, the Blynk
+    # protocol by virtual pin; the binding makes them one value.
+    "datastreams",
+    metadata,
+    Column("template_id", String(32), ForeignKey("templates.id"), primary_key=True),
+    Column("name", String(DATASTREAM_NAME_LENGTH), primary_key=True),
+    Column("pin", Integer, nullable=False),
+    Column("type", String(16), nullable=False),  # integer | double | string
+    Column("min", Float),
+    Column("max", Float),
+    Column("unit", String(16), nullable=False, server_default=""),
+    UniqueConstraint("template_id", "pin", name="uq_datastreams_template_pin"),
 )

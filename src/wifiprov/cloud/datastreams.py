@@ -1,0 +1,135 @@
+"""A template's named datastreams, each bound to a virtual pin.
+
+Blynk's MQTT API addresses a value by its datastream's name (``ds/Temperature``), the Blynk
+protocol by its virtual pin (``vw 1``); the binding makes them one value, stored per pin. Pins
+without a name stay pins (a Blynk-protocol device needs no datastreams); an MQTT device can only
+use names its template defines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from wifiprov.cloud.accounts import Principal
+from wifiprov.cloud.db import Database
+from wifiprov.cloud.db.schema import DATASTREAM_NAME_LENGTH, datastreams
+from wifiprov.cloud.errors import Conflict, Invalid, NotFound
+from wifiprov.cloud.templates import get_template
+
+TYPES = ("integer", "double", "string")
+MAX_PIN = 255
+MAX_UNIT = 16
+# A name is one MQTT topic level: no '/', no wildcards, no control characters.
+NAME = re.compile(r"[^/+#\x00-\x1f\x7f]{1," + str(DATASTREAM_NAME_LENGTH) + "}")
+
+
+def check(name: str, pin: int, kind: str, lo: float | None, hi: float | None, unit: str) -> None:
+    if not NAME.fullmatch(name) or name != name.strip():
+        raise Invalid(
+            f"a datastream name is 1 to {DATASTREAM_NAME_LENGTH} characters, without '/', '+', "
+            "'#', control characters or surrounding spaces"
+        )
+    if not 0 <= pin <= MAX_PIN:
+        raise Invalid(f"the pin is V0..V{MAX_PIN}")
+    if kind not in TYPES:
+        raise Invalid(f"the type is one of {', '.join(TYPES)}")
+    for bound in (lo, hi):
+        if bound is not None and not math.isfinite(bound):
+            raise Invalid("min and max are finite numbers")
+    if lo is not None and hi is not None and lo > hi:
+        raise Invalid("min is larger than max")
+    if len(unit) > MAX_UNIT or any(ord(c) < 32 for c in unit):
+        raise Invalid(f"the unit is at most {MAX_UNIT} characters on one line")
+
+
+def _public(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "pin": f"V{row.pin}",
+        "type": row.type,
+        "min": row.min,
+        "max": row.max,
+        "unit": row.unit,
+    }
+
+
+async def list_datastreams(db: Database, who: Principal, template_id: str) -> list[dict[str, Any]]:
+    await get_template(db, who, template_id)
+    async with db.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(datastreams)
+                .where(datastreams.c.template_id == template_id)
+                .order_by(datastreams.c.pin)
+            )
+        ).all()
+    return [_public(r) for r in rows]
+
+
+async def put_datastream(
+    db: Database,
+    who: Principal,
+    template_id: str,
+    name: str,
+    pin: int,
+    kind: str = "string",
+    lo: float | None = None,
+    hi: float | None = None,
+    unit: str = "",
+) -> dict[str, Any]:
+    """Create or replace the datastream ``name`` of a template (managers only)."""
+    await get_template(db, who, template_id, right="manage")
+    check(name, pin, kind, lo, hi, unit)
+    async with db.begin() as conn:
+        taken = (
+            await conn.execute(
+                select(datastreams.c.name).where(
+                    (datastreams.c.template_id == template_id)
+                    & (datastreams.c.pin == pin)
+                    & (datastreams.c.name != name)
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise Conflict(f"V{pin} is already bound to the datastream {taken.name!r}")
+        await conn.execute(
+            delete(datastreams).where(
+                (datastreams.c.template_id == template_id) & (datastreams.c.name == name)
+            )
+        )
+        await conn.execute(
+            datastreams.insert().values(
+                template_id=template_id, name=name, pin=pin, type=kind, min=lo, max=hi, unit=unit
+            )
+        )
+    return {"name": name, "pin": f"V{pin}", "type": kind, "min": lo, "max": hi, "unit": unit}
+
+
+async def delete_datastream(db: Database, who: Principal, template_id: str, name: str) -> None:
+    await get_template(db, who, template_id, right="manage")
+    async with db.begin() as conn:
+        result = await conn.execute(
+            delete(datastreams).where(
+                (datastreams.c.template_id == template_id) & (datastreams.c.name == name)
+            )
+        )
+    if not result.rowcount:
+        raise NotFound(f"no datastream {name!r} in template {template_id}")
+
+
+async def bindings(db: Database, template_id: str) -> dict[str, int]:
+    """Name -> pin of a template's datastreams (for the MQTT gateway). Raises
+    DatabaseUnavailable."""
+    async with db.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(datastreams.c.name, datastreams.c.pin).where(
+                    datastreams.c.template_id == template_id
+                )
+            )
+        ).all()
+    return {r.name: r.pin for r in rows}
