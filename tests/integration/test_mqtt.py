@@ -358,8 +358,9 @@ async def test_one_connection_per_token_and_delete_closes_and_refuses(mq: Runnin
     async with mq.client(mq.owner_token) as api:
         reply = await api.post(f"/api/devices/{device_id}/reconfigure")
         assert reply.status_code == 409
-        assert "connected over Blynk's MQTT API, which has no such command" in (
-            reply.json()["message"]
+        assert (
+            "connected over Blynk's MQTT API, which has no such command"
+            in (reply.json()["message"])
         )
         assert (await api.delete(f"/api/devices/{device_id}")).status_code == 204
     assert await second.closed()
@@ -517,3 +518,75 @@ async def test_datastream_api_checks(mq: RunningCloud) -> None:
         assert (await api.delete(f"{url}/Mode")).status_code == 404
         listed = (await api.get(url)).json()
         assert [d["name"] for d in listed] == ["Temperature"]
+
+
+async def test_blynk_provisioning_library_checks_in_and_is_rejected_once_deleted(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blynk's own Linux library (PyPI blynk-provisioning), unchanged: its
+    ``Credentials.get_mqtt_client()`` connects with MQTT 5 over TLS to port 8883 of the host
+    its pairing stored (the port is fixed in the library, so this test needs 8883 free) and
+    verifies the certificate against the system's roots (here: SSL_CERT_FILE, the test CA)."""
+    from blynk_provisioning.credentials import Credentials, CredentialsRejectedError
+
+    ca = trustme.CA()
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "server.pem")
+    )
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    settings = CloudSettings(
+        db_url=db_url,
+        http=("127.0.0.1", 0),
+        gateway=("127.0.0.1", 0),
+        mqtt_tls=("127.0.0.1", 8883),
+        cert=tmp_path / "server.pem",
+        key=tmp_path / "server.pem",
+        public_host="localhost",
+    )
+    try:
+        cloud, task = await start_cloud(settings)
+    except OSError as exc:
+        pytest.fail(f"blynk-provisioning connects to port 8883 only, and it is taken: {exc}")
+    try:
+        rc = await with_owner(cloud)
+        template_id = await thermostat(rc)
+        request = await provisioning_token(rc, template_id)
+        creds = Credentials("localhost", request["token"], template_id, fw_version="1.2.3")
+        client = await asyncio.to_thread(creds.get_mqtt_client)
+        received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        subscribed = threading.Event()
+        client.on_message = lambda c, u, m: received.put((m.topic, m.payload))
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.loop_start()
+        try:
+            client.subscribe("downlink/#", 1)
+            assert await asyncio.to_thread(subscribed.wait, 10)
+            status = await claimed(rc, request["id"])
+            assert status["status"] == "claimed"
+            device_id = status["device_id"]
+            client.publish("ds/Temperature", "20.5", qos=1).wait_for_publish(10)
+            async with rc.client(rc.owner_token) as api:
+
+                async def checked_in() -> bool:
+                    shown = (await api.get(f"/api/devices/{device_id}")).json()
+                    pins = (await api.get(f"/api/devices/{device_id}/pins")).json()
+                    return bool(
+                        shown["info"].get("firmware_version") == "1.2.3"
+                        and shown["info"].get("rxbuff") == "1024"
+                        and pins.get("V1") == ["20.5"]
+                    )
+
+                await until(checked_in)
+                reply = await api.put(f"/api/devices/{device_id}/pins/2", json={"value": "cool"})
+                assert reply.json()["delivered"] is True
+                topic, payload = await asyncio.to_thread(received.get, True, 10)
+                assert (topic, payload) == ("downlink/ds/Mode", b"cool")
+                assert (await api.delete(f"/api/devices/{device_id}")).status_code == 204
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        with pytest.raises(CredentialsRejectedError):
+            await asyncio.to_thread(creds.get_mqtt_client)
+    finally:
+        await stop_cloud(cloud, task)
