@@ -205,6 +205,67 @@ async def test_closing_the_watcher_wakes_waiters(tmp_path: Path) -> None:
         watcher.subscribe()
 
 
+async def test_a_feed_for_some_entries_wakes_for_those_only(air: Air) -> None:
+    air.add_network("Home", "password1", network_id="home")
+    mine = air.changes(("networks", "home"), ("stations", "dev-1"))
+    every_ap = air.changes(("aps", None))
+    air.add_network("Other", "password1")
+    air.record_station(
+        Station("dev-2", "02:00:00:00:00:09", "10.42.0.9", b"Other", "02:00:00:00:00:01")
+    )
+    assert not await mine.wait(0.05)
+    assert not await every_ap.wait(0)
+    air.set_faults("home", not_found=True)
+    assert await mine.wait(2)
+    air.publish_ap(AccessPoint("dev-3", "Blynk Demo-AAAA", "02:00:00:00:00:03"))
+    assert await every_ap.wait(2)
+    assert not await mine.wait(0.05)
+    air.record_station(
+        Station("dev-1", "02:00:00:00:00:08", "10.42.0.8", b"Home", "02:00:00:00:00:01")
+    )
+    assert await mine.wait(2)
+    with pytest.raises(AirError, match="no folder"):
+        air.changes(("cables", None))
+
+
+async def test_a_listing_rereads_only_what_changed(
+    air: Air, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        air.publish_ap(AccessPoint(f"dev-{i}", f"Blynk Demo-{i:04d}", "02:00:00:00:00:03"))
+    assert len(air.aps()) == 20  # the first listing reads the folder
+    reads: list[str] = []
+    real_get = Air._get
+
+    def counting(self: Air, folder: str, name: str, parse: object) -> object:
+        reads.append(f"{folder}/{name}")
+        return real_get(self, folder, name, parse)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Air, "_get", counting)
+    assert len(air.aps()) == 20 and reads == []  # nothing changed: nothing read
+    air.withdraw_ap("dev-3")
+    air.publish_ap(AccessPoint("dev-7", "Blynk Renamed-0007", "02:00:00:00:00:03"))
+    # another process's change is seen as well as this one's: the kernel's queue is read first
+    script = (
+        "import sys; from wifiprov.sim.air import Air, AccessPoint; "
+        "Air(sys.argv[1]).publish_ap(AccessPoint('dev-99', 'Blynk Demo-0099', '02:00:00:00:00:04'))"
+    )
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(air.directory))
+    assert await child.wait() == 0
+    aps = {ap.device: ap.ssid for ap in air.aps()}
+    assert sorted(reads) == ["aps/dev-3", "aps/dev-7", "aps/dev-99"]
+    assert len(aps) == 20 and "dev-3" not in aps
+    assert aps["dev-7"] == "Blynk Renamed-0007" and aps["dev-99"] == "Blynk Demo-0099"
+
+
+async def test_a_listing_after_close_reads_the_folder(air: Air) -> None:
+    air.publish_ap(AccessPoint("dev-1", "Blynk Demo-0001", "02:00:00:00:00:03"))
+    assert len(air.aps()) == 1
+    air.close()
+    (air.directory / "aps" / "dev-1.json").unlink()  # nobody is listening any more
+    assert air.aps() == []
+
+
 # -- the sim phone
 
 

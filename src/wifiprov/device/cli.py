@@ -336,7 +336,7 @@ async def _sim_button(air_dir: str, device_id: str, agent: Any) -> None:
     from wifiprov.sim.air import Air
 
     air = Air(air_dir)
-    feed = air.changes()
+    feed = air.changes(("buttons", device_id))
     try:
         while True:
             held = air.take_button_press(device_id)

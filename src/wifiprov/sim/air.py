@@ -19,7 +19,12 @@ hand-written file may give ``ssid_text`` alone)::
 
 The files hold WiFi passwords: they are created readable by their owner only (mode 0600).
 Readers wait for changes with ``wait_for_change()`` or their own ``changes()`` feed (inotify,
-see ``wifiprov.sim.watch``). The methods here do small synchronous file I/O.
+see ``wifiprov.sim.watch``), which may name the entries they care about (``changes(("stations",
+"dev-1"))``), so a radio is woken by its own network and station, not by every change in the air.
+The methods here do small synchronous file I/O. Listings (``networks()``, ``aps()``,
+``stations()``) are kept in an index fed by the same inotify events: a listing re-reads only the
+files that changed since the previous one, so many radios sharing one ``Air`` cost work in
+proportion to what changed, not to the size of the air.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from wifiprov.sim.watch import ChangeFeed, FolderWatcher
+from wifiprov.sim.watch import ChangeFeed, FolderWatcher, WatchUnavailable
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -68,6 +73,7 @@ MAX_SSID = 32  # bytes, 802.11
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 FOLDERS = ("networks", "aps", "stations", "buttons")
+LISTED = ("networks", "aps", "stations")  # the folders whose listings are indexed
 
 
 def default_directory() -> Path:
@@ -317,6 +323,12 @@ class Air:
             (self.directory / name).mkdir(parents=True, exist_ok=True)
         self._watcher: FolderWatcher | None = None
         self._feed: ChangeFeed | None = None
+        self._indexed = True  # listings come from the index while this is True (not closed)
+        self._listings: dict[str, _Listing[Any]] = {
+            "networks": _Listing(self, "networks", Network.from_json),
+            "aps": _Listing(self, "aps", AccessPoint.from_json),
+            "stations": _Listing(self, "stations", Station.from_json),
+        }
 
     def __repr__(self) -> str:
         return f"Air({str(self.directory)!r})"
@@ -392,7 +404,7 @@ class Air:
         return self._get("networks", network_id, Network.from_json)
 
     def networks(self) -> list[Network]:
-        return self._load("networks", Network.from_json)
+        return self._list("networks")
 
     def update_network(self, network_id: str, **changes: Any) -> Network:
         """Change some fields of a network (``rssi=-80``, ``password="…"``, ``faults=Faults()``)."""
@@ -426,7 +438,7 @@ class Air:
         return self._get("aps", device, AccessPoint.from_json)
 
     def aps(self) -> list[AccessPoint]:
-        return self._load("aps", AccessPoint.from_json)
+        return self._list("aps")
 
     # -- stations
 
@@ -441,16 +453,49 @@ class Air:
         return self._get("stations", name, Station.from_json)
 
     def stations(self) -> list[Station]:
-        return self._load("stations", Station.from_json)
+        return self._list("stations")
 
     # -- changes
 
-    def changes(self) -> ChangeFeed:
-        """A feed of changes to the air from now on, for one consumer (see ``ChangeFeed``)."""
+    def changes(self, *entries: tuple[str, str | None]) -> ChangeFeed:
+        """A feed of changes to the air from now on, for one consumer (see ``ChangeFeed``): to
+        anything, or only to ``entries`` — ``(folder, id)``, or ``(folder, None)`` for any entry
+        of that folder: ``changes(("networks", "home"), ("aps", None))``."""
+        self._indexed = True
+        keys = None
+        if entries:
+            for folder, _ in entries:
+                if folder not in FOLDERS:
+                    raise AirError(f"the air has no folder {folder!r} (it has {FOLDERS})")
+            keys = {(f, None if n is None else f"{check_name(n)}.json") for f, n in entries}
+        return self._watching().subscribe(keys)
+
+    def _watching(self) -> FolderWatcher:
         if self._watcher is None:
             folders = [self.directory / name for name in FOLDERS]
             self._watcher = FolderWatcher(folders, accept=_is_entry)
-        return self._watcher.subscribe()
+            self._watcher.listen(self._changed)
+            for listing in self._listings.values():
+                listing.forget()  # changes before the watcher started were not heard
+        return self._watcher
+
+    def _changed(self, folder: str | None, name: str | None) -> None:
+        if folder is None or name is None:
+            for listing in self._listings.values():
+                listing.forget()
+        elif folder in self._listings:
+            self._listings[folder].stale(name.removesuffix(".json"))
+
+    def _list(self, folder: str) -> list[Any]:
+        listing = self._listings[folder]
+        if not self._indexed:
+            return self._load(folder, listing.parse)
+        try:
+            self._watching().poll()
+        except WatchUnavailable as exc:  # no inotify (left): read the whole folder each time
+            log.debug("listing %s without an index: %s", folder, exc)
+            return self._load(folder, listing.parse)
+        return listing.entries()
 
     def watch(self) -> None:
         """Start watching now, so that changes from now on wake the next ``wait_for_change()``
@@ -473,6 +518,7 @@ class Air:
         if self._watcher is not None:
             self._watcher.close()
         self._watcher = self._feed = None
+        self._indexed = False  # a closed air keeps no watcher: listings read the folders
 
     def __enter__(self) -> Air:
         return self
@@ -537,6 +583,47 @@ class Air:
             if entry is not None:
                 found.append(entry)
         return found
+
+
+class _Listing(Generic[_T]):
+    """One folder's parsed entries, kept up to date by the air's change events: ``entries()``
+    re-reads only the files named in events since its previous call (all of them at first, and
+    after lost events)."""
+
+    def __init__(self, air: Air, folder: str, parse: _Parse[_T]) -> None:
+        self.air = air
+        self.folder = folder
+        self.parse = parse
+        self._entries: dict[str, _T] = {}
+        self._stale: set[str] | None = None  # None: the whole folder
+
+    def forget(self) -> None:
+        self._stale = None
+
+    def stale(self, name: str) -> None:
+        if self._stale is not None:
+            self._stale.add(name)
+
+    def entries(self) -> list[_T]:
+        if self._stale is None:
+            self._entries = {}
+            folder = self.air.directory / self.folder
+            names: set[str] = {p.stem for p in folder.glob("*.json")}
+        else:
+            names = self._stale
+        self._stale = set()
+        for name in names:
+            entry = None
+            if _NAME.fullmatch(name):
+                try:
+                    entry = self.air._get(self.folder, name, self.parse)
+                except AirError as exc:  # being edited by hand, perhaps: the next change tells
+                    log.warning("skipping %s", exc)
+            if entry is None:
+                self._entries.pop(name, None)
+            else:
+                self._entries[name] = entry
+        return [self._entries[name] for name in sorted(self._entries)]
 
 
 def _is_entry(name: str) -> bool:

@@ -40,7 +40,7 @@ class SimPhone:
         """Join the AP named ``ap_ssid`` and return its portal's base URL.
 
         Waits (at most ``timeout`` seconds) for the AP to appear and for its portal to listen."""
-        feed = self.air.changes()
+        feed = self.air.changes(("aps", None))
         try:
             async with asyncio.timeout(timeout):
                 while (ap := self._find(ap_ssid)) is None or ap.portal_url is None:

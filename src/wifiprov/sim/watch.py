@@ -13,6 +13,13 @@ something changed until its next ``wait()`` returns, so a check-then-wait loop l
 
 A wakeup only says "something may have changed": re-read the state. Events the kernel queued
 before the first ``wait()`` (or while no loop was attached) are delivered at that first wait.
+
+A feed may care about some entries only: ``subscribe({("aps", None), ("networks", "home.json")})``
+wakes for any file in the folder ``aps`` and for ``networks/home.json`` (a folder by its last
+path component), so a thousand feeds each watching their own file cost one dictionary look-up per
+event, not a thousand wakeups. Listeners (``listen(callback)``) hear every change by name —
+``callback(folder, name)``, both None when the kernel lost events — which lets a reader keep an
+index and re-read only what changed; ``poll()`` collects what the kernel queued, synchronously.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import errno
 import os
 import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 IN_CLOSE_WRITE = 0x0000_0008
 IN_MOVED_FROM = 0x0000_0040
@@ -42,6 +49,9 @@ WATCH_MASK = (
 )
 # Events about the watch itself, or lost events: always reported as a change.
 _ALWAYS = IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
+# What a filtered feed wakes for: (folder, file name), or (folder, None) for any file in it.
+Key = tuple[str, str | None]
+Listener = Callable[[str | None, str | None], None]
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
 _READ_SIZE = 64 * 1024
 
@@ -67,13 +77,19 @@ class FolderWatcher:
             raise WatchUnavailable(code, f"inotify_init1 failed: {os.strerror(code)}{hint}")
         self._fd = fd
         self._accept = accept or (lambda name: True)
-        self._feeds: set[ChangeFeed] = set()
+        self._feeds: set[ChangeFeed] = set()  # every feed, filtered or not
+        self._unfiltered: set[ChangeFeed] = set()
+        self._by_key: dict[Key, set[ChangeFeed]] = {}
+        self._listeners: list[Listener] = []
+        self._folders: dict[int, str] = {}  # watch descriptor -> the folder's last component
         self._loop: asyncio.AbstractEventLoop | None = None
         try:
             for folder in folders:
-                if add_watch(fd, os.fsencode(folder), WATCH_MASK) < 0:
+                wd = add_watch(fd, os.fsencode(folder), WATCH_MASK)
+                if wd < 0:
                     code = ctypes.get_errno()
                     raise WatchUnavailable(code, f"cannot watch {folder}: {os.strerror(code)}")
+                self._folders[wd] = os.path.basename(os.path.normpath(folder))
         except BaseException:
             os.close(fd)
             raise
@@ -82,13 +98,45 @@ class FolderWatcher:
     def closed(self) -> bool:
         return self._fd < 0
 
-    def subscribe(self) -> ChangeFeed:
-        """A new feed; changes from now on wake its next ``wait()``."""
+    def subscribe(self, keys: Collection[Key] | None = None) -> ChangeFeed:
+        """A new feed; changes from now on wake its next ``wait()`` — every change, or only
+        those to ``keys`` (and lost events, which may have been anything)."""
         if self.closed:
             raise RuntimeError("the watcher is closed")
-        feed = ChangeFeed(self)
+        feed = ChangeFeed(self, frozenset(keys) if keys is not None else None)
         self._feeds.add(feed)
+        if feed.keys is None:
+            self._unfiltered.add(feed)
+        else:
+            for key in feed.keys:
+                self._by_key.setdefault(key, set()).add(feed)
         return feed
+
+    def __del__(self) -> None:
+        # An inotify instance is scarce (128 per user by default): one left behind by a watcher
+        # nobody closed goes back with it, not at the end of the process.
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener(folder, name)`` for every change from now on (see the module)."""
+        self._listeners.append(listener)
+
+    def poll(self) -> None:
+        """Collect the changes the kernel has queued now (never blocks): feeds and listeners
+        hear of every change made before this call."""
+        self._read()
+
+    def _forget(self, feed: ChangeFeed) -> None:
+        self._feeds.discard(feed)
+        self._unfiltered.discard(feed)
+        for key in feed.keys or ():
+            feeds = self._by_key.get(key)
+            if feeds is not None:
+                feeds.discard(feed)
+                if not feeds:
+                    del self._by_key[key]
 
     def close(self) -> None:
         """Stop watching; feeds waiting now return False, later waits raise RuntimeError."""
@@ -100,6 +148,9 @@ class FolderWatcher:
         for feed in list(self._feeds):
             feed._wake(False)
         self._feeds.clear()
+        self._unfiltered.clear()
+        self._by_key.clear()
+        self._listeners.clear()
 
     def _attach(self) -> None:
         loop = asyncio.get_running_loop()
@@ -115,8 +166,8 @@ class FolderWatcher:
         self._loop = None
 
     def _read(self) -> None:
-        """Drain the descriptor (never blocks) and wake every feed if a watched file changed."""
-        changed = False
+        """Drain the descriptor (never blocks); wake the feeds that care, tell the listeners."""
+        woken: set[ChangeFeed] = set()
         while not self.closed:
             try:
                 data = os.read(self._fd, _READ_SIZE)
@@ -124,19 +175,28 @@ class FolderWatcher:
                 break
             if not data:
                 break
-            for mask, name in _parse(data):
-                if mask & _ALWAYS or (name and self._accept(name)):
-                    changed = True
-        if changed:
-            for feed in list(self._feeds):
-                feed._wake(True)
+            for wd, mask, name in _parse(data):
+                folder = self._folders.get(wd)
+                if mask & _ALWAYS:  # lost events, or a folder gone: anything may have changed
+                    woken.update(self._feeds)
+                    for listener in self._listeners:
+                        listener(None, None)
+                elif folder is not None and name and self._accept(name):
+                    woken.update(self._unfiltered)
+                    woken.update(self._by_key.get((folder, name), ()))
+                    woken.update(self._by_key.get((folder, None), ()))
+                    for listener in self._listeners:
+                        listener(folder, name)
+        for feed in woken:
+            feed._wake(True)
 
 
 class ChangeFeed:
     """One consumer's view of a ``FolderWatcher``: ``wait()`` for the next change."""
 
-    def __init__(self, watcher: FolderWatcher) -> None:
+    def __init__(self, watcher: FolderWatcher, keys: frozenset[Key] | None = None) -> None:
         self._watcher = watcher
+        self.keys = keys  # None: every change
         self._pending = False
         self._waiter: asyncio.Future[bool] | None = None
 
@@ -162,7 +222,7 @@ class ChangeFeed:
 
     def close(self) -> None:
         """Stop receiving changes (the watcher keeps running for its other feeds)."""
-        self._watcher._feeds.discard(self)
+        self._watcher._forget(self)
         self._wake(False)
 
     def _wake(self, changed: bool) -> None:
@@ -171,15 +231,15 @@ class ChangeFeed:
             self._waiter.set_result(changed)
 
 
-def _parse(data: bytes) -> Iterator[tuple[int, str]]:
-    """(mask, file name) of each event in a buffer read from an inotify descriptor."""
+def _parse(data: bytes) -> Iterator[tuple[int, int, str]]:
+    """(watch descriptor, mask, file name) of each event in a buffer read from inotify."""
     offset = 0
     while offset + _EVENT.size <= len(data):
-        _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+        wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
         offset += _EVENT.size
         name = data[offset : offset + length].rstrip(b"\0")
         offset += length
-        yield mask, os.fsdecode(name)
+        yield wd, mask, os.fsdecode(name)
 
 
 _InotifyInit1 = Callable[[int], int]

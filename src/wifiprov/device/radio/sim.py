@@ -253,7 +253,8 @@ class SimRadio(Radio):
         return network
 
     def _joined(self, network: Network, static: StaticIp | None) -> StationInfo:
-        feed = self.air.changes()  # before recording: no change after this goes unseen
+        # before recording: no change after this goes unseen; woken by its network and station only
+        feed = self.air.changes(("networks", network.id), ("stations", self.device_id))
         ip = static.ip if static else address_in("10.42.0", f"{self._mac}@{network.id}")
         self.air.record_station(
             Station(self.device_id, self._mac, ip, network.ssid, network.bssid, network=network.id)
