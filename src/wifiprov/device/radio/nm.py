@@ -181,13 +181,15 @@ class NmRadio(Radio):
             raise NetworkManagerUnavailable(
                 "NetworkManager is not running: start it with `sudo systemctl start NetworkManager`"
             )
-        if self._device is None or self._generation != client.generation:
-            self._device = await client.wifi_device(self.interface)
+        device = self._device
+        if device is None or self._generation != client.generation:
+            # A local: the device can be removed (a signal clears self._device) while we await.
+            device = self._device = await client.wifi_device(self.interface)
             self._wired_device = await client.ethernet_device(self.wired_interface)
             self._generation = client.generation
-            self._mac = self._device.hw_address
+            self._mac = device.hw_address
         await client.check_radio()
-        return client, self._device
+        return client, device
 
     @contextlib.asynccontextmanager
     async def _operation(self) -> AsyncIterator[None]:
