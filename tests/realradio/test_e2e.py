@@ -55,3 +55,30 @@ def test_provisioning_brings_the_device_onto_the_home_network_and_the_cloud(e2e:
 def test_no_password_reaches_a_log(e2e: vm.Run) -> None:
     for name in ("logs/device.log", "logs/cloud.log", "provision.jsonl", "logs/provision.err"):
         assert "correct horse" not in e2e.text(name), name
+
+
+def test_the_home_ap_restarting_is_rejoined_and_the_device_ap_never_reopens(e2e: vm.Run) -> None:
+    found = results(e2e)
+    assert "ap_gone_noticed" in found, found  # the agent saw its network go
+    assert "ap_back_relogin" in found, f"{found}\n{e2e.text('logs/device.log')[-3000:]}"
+    assert found["opened_after_ap_restart"] == "1", found
+
+
+def test_networkmanager_restarting_under_the_agent_is_a_lost_link_then_rejoined(
+    e2e: vm.Run,
+) -> None:
+    found = results(e2e)
+    assert found["nm_stopped_seen"] != "0", found
+    assert "nm_restart_relogin" in found, f"{found}\n{e2e.text('logs/device.log')[-3000:]}"
+    assert found["opened_after_nm_restart"] == "1", found
+    assert found["device_wlan0_after_nm"].startswith("100 "), found
+
+
+def test_the_radio_removed_is_a_lost_link_and_the_agent_keeps_retrying(e2e: vm.Run) -> None:
+    found = results(e2e)
+    assert "radio_removed_noticed" in found, found
+    assert found["device_alive_after_removal"] == "yes", found
+    device_log = e2e.text("logs/device.log")
+    tail = device_log[device_log.rfind("the device was removed") :]
+    assert "task died" not in tail, tail[:3000]  # a handled failure, not a crash
+    assert "no WiFi device 'wlan0'" in tail, tail[:3000]

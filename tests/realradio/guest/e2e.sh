@@ -64,5 +64,32 @@ say "provision_seconds=$(echo "$(now) - $t_prov" | bc)"
 for i in $(seq 1 60); do grep -q "logged in to the cloud" $L/device.log && break; sleep 0.5; done
 $W devices --json --cloud $CLOUD > /out/devices.json 2>> $L/provision.err
 say "device_wlan0=$(nmcli -g GENERAL.STATE,IP4.ADDRESS dev show wlan0 | tr '\n' ' ')"
+
+# Scenario 3 and 4 on the provisioned, running device (times from now: /out/e2e.txt).
+D=$L/device.log
+LOGIN="logged in to the cloud"; OPENED="access point '.*' open"
+say "opened_before=$(count "$OPENED" $D)"
+n=$(count "$LOGIN" $D); t0=$(now)
+ap_stop wlan2                                   # the home AP goes away ...
+wait_more "link lost\|connection lost" $D 0 60 && say "ap_gone_noticed=$(echo "$(now) - $t0" | bc)"
+sleep 20
+ap_start wlan2 "ssid=Home WiFi" "wpa=2" "wpa_key_mgmt=WPA-PSK" "rsn_pairwise=CCMP" "wpa_passphrase=correct horse"
+t1=$(now)                                       # ... and comes back after 20 s
+wait_more "$LOGIN" $D $n 240 && say "ap_back_relogin=$(echo "$(now) - $t1" | bc)"
+say "opened_after_ap_restart=$(count "$OPENED" $D)"
+
+n=$(count "$LOGIN" $D); t0=$(now)
+nm_stop; say "nm_stopped_seen=$(count "NetworkManager stopped\|NetworkManager left" $D)"
+sleep 3
+nm_start; t1=$(now)
+wait_more "$LOGIN" $D $n 180 && say "nm_restart_relogin=$(echo "$(now) - $t1" | bc)"
+say "opened_after_nm_restart=$(count "$OPENED" $D)"
+say "device_wlan0_after_nm=$(nmcli -g GENERAL.STATE,IP4.ADDRESS dev show wlan0 | tr '\n' ' ')"
+
+n=$(count "disappeared" $D); t0=$(now)
+rmmod mac80211_hwsim                            # every radio is removed
+wait_more "disappeared\|went down\|link lost" $D 0 30 && say "radio_removed_noticed=$(echo "$(now) - $t0" | bc)"
+sleep 15
+say "device_alive_after_removal=$([ -e /proc/$DEVICE_PID ] && echo yes || echo no)"
 kill $DEVICE_PID; sleep 2
 save_logs

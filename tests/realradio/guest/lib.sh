@@ -37,10 +37,25 @@ unmanaged-devices=interface-name:hwsim0;interface-name:mobile
 [connection-realradio]
 ipv4.dhcp-timeout=20
 EOC
-    NetworkManager --debug > $L/nm.log 2>&1 &
+    nm_start
     for i in $(seq 1 120); do nmcli -t general status >/dev/null 2>&1 && break; sleep 0.5; done
     nmcli -t -f DEVICE,STATE dev | grep -q ':disconnected' || sleep 3
     log "stack up: $(nmcli -t -f DEVICE,STATE dev | tr '\n' ' ')"
+}
+
+nm_start() { NetworkManager --debug >> $L/nm.log 2>&1 & echo $! > /run/nm.pid; }
+nm_stop() {
+    pid=$(cat /run/nm.pid); kill $pid
+    for i in $(seq 1 100); do [ -e /proc/$pid ] || return 0; sleep 0.1; done
+    kill -9 $pid
+}
+# count PATTERN FILE: how many lines match (0 when none)
+count() { grep -c "$1" "$2" 2>/dev/null || true; }
+# wait_more PATTERN FILE N TIMEOUT: until more than N lines match
+wait_more() {
+    end=$(( $(date +%s) + $4 ))
+    while [ $(date +%s) -lt $end ]; do [ "$(count "$1" "$2")" -gt "$3" ] && return 0; sleep 0.5; done
+    return 1
 }
 
 # ap_start IFACE CONF_LINES...: hostapd on IFACE (in ns-IFACE) with the given config lines.
