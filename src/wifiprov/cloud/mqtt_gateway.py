@@ -73,7 +73,6 @@ class MqttConnection(Session, asyncio.Protocol):
         self.names: dict[str, int] = {}  # datastream name -> pin
         self.pins: dict[int, str] = {}
         self.buffer_in = DEFAULT_RXBUFF
-        self.ready = False  # the template's datastreams are loaded (after the login)
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -171,19 +170,12 @@ class MqttConnection(Session, asyncio.Protocol):
         if self.version == MQTT_5:
             self.send(mqtt.encode_disconnect(MQTT_5, Reason.NOT_AUTHORIZED))
 
-    def logged_in(self) -> None:
-        self.core.spawn(self._bindings())
-
-    async def _bindings(self) -> None:
-        """Load the template's datastreams, then handle what arrived since the CONNECT."""
-        try:
-            self.names = await datastreams.bindings(self.core.db, self.template_id)
-        except DatabaseUnavailable as exc:
-            log.warning("device %d: datastreams not loaded: %s", self.device_id, exc)
-            self.close("database unavailable")
-            return
+    async def prepare(self) -> None:
+        """The template's datastreams (names and pins), read at login."""
+        self.names = await datastreams.bindings(self.core.db, self.template_id)
         self.pins = {pin: name for name, pin in self.names.items()}
-        self.ready = True
+
+    def logged_in(self) -> None:
         held, self.held = self.held, []
         for early in held:
             if self.state is State.CLOSED:
@@ -209,9 +201,6 @@ class MqttConnection(Session, asyncio.Protocol):
                 self.on_connect(packet)
             else:
                 self.close("MQTT: sent a packet before CONNECT")
-            return
-        if not self.ready and not isinstance(packet, mqtt.PingReq):
-            self.held.append(packet)  # datastreams still loading: keep the order
             return
         if isinstance(packet, Publish):
             self.on_publish(packet)

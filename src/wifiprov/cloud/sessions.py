@@ -151,6 +151,10 @@ class Session:
         """The claim was refused on this info: say so to the device (the core then closes)."""
         raise NotImplementedError
 
+    async def prepare(self) -> None:
+        """What the protocol needs of the device (its ``template_id`` is set) before it goes
+        online; may raise DatabaseUnavailable."""
+
     def logged_in(self) -> None:
         """The login succeeded: handle what arrived meanwhile."""
         raise NotImplementedError
@@ -310,6 +314,16 @@ class DeviceSessions:
         conn.device_id = auth.device_id
         conn.org_id = auth.org_id
         conn.template_id = auth.template_id
+        try:
+            await conn.prepare()
+        except DatabaseUnavailable as exc:
+            log.warning("%s: login refused, database unavailable: %s", conn.address, exc)
+            if not conn.answered:
+                conn.answer_login(Status.SERVER_EXCEPTION)
+            conn.close(None)
+            return
+        if conn.state is State.CLOSED:
+            return
         conn.token_last4 = token[-4:].decode("ascii")
         conn.connected_at = time.time()
         self.writer.note(auth.device_id, last_ip=conn.address)
