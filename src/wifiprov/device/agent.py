@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from wifiprov import __version__
@@ -31,6 +31,7 @@ from wifiprov.device.panel import Panel
 from wifiprov.device.portal import HTML, Portal, Reply
 from wifiprov.device.radio import base as radio_base
 from wifiprov.device.radio.base import ConnectError, Radio
+from wifiprov.device.session import PORTAL, Session, mask
 from wifiprov.device.setup_page import setup_page
 from wifiprov.device.store import ConfigStore, Flags, Network, StaticIp, StoredConfig
 from wifiprov.wire import edgent, naming
@@ -73,8 +74,13 @@ class AgentConfig:
             raise ValueError("the AP passphrase must be 8 to 63 ASCII characters")
 
 
-def mask(secret: str) -> str:
-    return f"…{secret[-4:]}" if len(secret) > 8 else "****"
+class BleTransport(Protocol):
+    """The agent's Bluetooth LE side (``device/ble.py``: BlueZ, or the sim's): started once per
+    run, advertising exactly while the SoftAP is open."""
+
+    async def start(self, agent: Agent) -> None: ...
+    async def advertise(self, on: bool) -> None: ...
+    async def close(self) -> None: ...
 
 
 class Agent:
@@ -86,8 +92,12 @@ class Agent:
         *,
         panel: Panel | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ble: BleTransport | None = None,
     ) -> None:
         self.config = config
+        self.ble = ble
+        self.session = Session(self, clock)
+        self.on_state: list[Callable[[State], None]] = []  # called at every state change
         self.radio = radio
         self.store = store
         self.panel = panel
@@ -150,6 +160,7 @@ class Agent:
         self.radio.on_link_lost(lambda reason: self.dispatch(sm.LinkLost()))
         self.radio.on_ap_lost(self._on_ap_lost)
         panel_task = asyncio.create_task(self.panel.run()) if self.panel else None
+        await self._start_ble()
         try:
             while True:
                 self._restart = False
@@ -167,8 +178,21 @@ class Agent:
         finally:
             if panel_task is not None:
                 panel_task.cancel()
+            if self.ble is not None:
+                await self.ble.close()
         if self.failure is not None:
             raise self.failure
+
+    async def _start_ble(self) -> None:
+        """Start the BLE side; a device whose Bluetooth cannot start keeps its SoftAP and says
+        why (no adapter, bluetoothd not running)."""
+        if self.ble is None:
+            return
+        try:
+            await self.ble.start(self)
+        except Exception as exc:
+            log.warning("Bluetooth LE provisioning is off: %s", exc)
+            self.ble = None
 
     def reset_from_button(self) -> None:
         self.dispatch(sm.ResetConfig("button held 10 s"))
@@ -265,6 +289,10 @@ class Agent:
         if self.machine.state is not before:
             self._state_changed.set()
             self._state_changed = asyncio.Event()
+            if self.machine.state is State.RUNNING:
+                self.session.holder = None  # provisioned: nobody holds the session any more
+            for observer in list(self.on_state):
+                observer(self.machine.state)
         self.ready.set()
 
     def _start_timer(self, name: str, seconds: float) -> None:
@@ -304,10 +332,12 @@ class Agent:
     async def _perform(self, action: sm.Action) -> None:
         if isinstance(action, sm.StartAp):
             await self._start_ap()
+            await self._advertise(True)
         elif isinstance(action, sm.StopAp):
             await self.portal.close()
             await self.radio.stop_ap()
             log.info("access point closed")
+            await self._advertise(False)
         elif isinstance(action, sm.ConnectNet):
             attempt = action.attempt
             self._net_task = self._attempt_task(
@@ -422,6 +452,13 @@ class Agent:
         )
         await self.radio.publish_portal(host, port)
         log.info("access point '%s' open; portal on %s:%d", info.ssid, host, port)
+
+    async def _advertise(self, on: bool) -> None:
+        if self.ble is not None and not self._stopped.is_set():
+            try:
+                await self.ble.advertise(on)
+            except Exception as exc:  # the SoftAP still works: say why BLE does not
+                log.warning("cannot %s Bluetooth advertising: %s", "start" if on else "stop", exc)
 
     async def _disconnect(self) -> None:
         if self._net_task is not None and not self._net_task.done():
@@ -610,6 +647,7 @@ class Agent:
             if path in ACTIONS:  # a GET would act: say nothing more than its content type
                 return Reply(200, b"")
             return await route(self, query, head=True)
+        self.session.seen(PORTAL)
         self.dispatch(sm.PortalActivity())
         return await route(self, query, head=False)
 
@@ -651,71 +689,22 @@ class Agent:
         the device is not in provisioning mode (409), or when it could not be saved. While a
         fresh configuration is being tried, a new one replaces it and the attempt restarts.
         Everything from the checks to the dispatch runs without awaiting: it is atomic."""
-        c = self.config
         try:
-            parsed = edgent.parse_config_query(
-                query, edgent.ConfigDefaults(host=c.host, port=c.port, port_ssl=c.port_ssl)
-            )
-            security = next((e.security for e in self._scan if e.ssid == parsed.ssid), None)
-            if parsed.interface == "wifi":
-                edgent.check_password(
-                    parsed.password, security or ("WPA2-EAP" if parsed.eap else None)
-                )
-            self._check_interface(parsed)
+            parsed = edgent.parse_config_query(query, self.session.defaults())
         except edgent.ConfigError as exc:
             log.info("rejected /config: %s", exc)
             return Reply(500, edgent.config_invalid(str(exc)))
-        if not self.machine.accepts_config():
-            return Reply(
-                409,
-                error_body(
-                    f"the device is not in provisioning mode ({self.machine.state.value}): "
-                    "reset it (hold its button 10 s, or Reconfigure in the console) first"
-                ),
-            )
-        pending = stored_config(parsed)
-        if parsed.interface == "wifi" and security is None:
-            # Not in the last scan: a hidden network, joined by probing its name.
-            pending = replace(pending, networks=(replace(pending.networks[0], hidden=True),))
-        problem = self._keep_candidate(pending if parsed.save else None)
-        if problem:
-            log.error("refused /config: %s", problem)
-            return Reply(500, error_body(problem))
-        log.info(
-            "configuration received: %s, token %s, cloud %s%s",
-            f"network {parsed.ssid.decode('utf-8', 'replace')!r}"
-            if parsed.interface == "wifi"
-            else "Ethernet",
-            mask(parsed.token),
-            parsed.host,
-            " (saved: retried until it logs in)" if parsed.save else "",
-        )
-        self.dispatch(sm.ConfigReceived(pending, save=parsed.save))
-        return Reply(200, edgent.config_ok(parsed.save))
-
-    def _check_interface(self, parsed: edgent.DeviceConfig) -> None:
-        if parsed.interface == "eth" and self.radio.wired_mac is None:
-            raise edgent.ConfigError("if", "this device has no Ethernet interface")
-        if parsed.interface not in ("wifi", "eth"):
-            raise edgent.ConfigError("if", f"'{parsed.interface}' is not available on this device")
-        # A static address that cannot work fails the attempt with 700, as in Edgent.
-
-    def _keep_candidate(self, candidate: StoredConfig | None) -> str | None:
-        """Store ``candidate`` (save=1) beside the working configuration, or forget an earlier
-        one; None when done, else why it could not be (nothing then changed)."""
-        self.store_problem = self.store.check_writable()
-        if self.store_problem:  # it could not keep the configuration once it logs in either
-            return f"the device cannot save a configuration: {self.store_problem}"
-        current = self.store.load().config
-        if candidate is None and current.candidate is None:
-            return None
-        try:
-            self.store.save(replace(current, candidate=candidate))
-        except (OSError, ValueError) as exc:
-            return f"the device cannot save the configuration: {exc}"
-        return None
+        refused = self.session.configure(parsed, PORTAL)
+        if refused is None:
+            return Reply(200, edgent.config_ok(parsed.save))
+        if refused.kind == "invalid":
+            return Reply(500, edgent.config_invalid(refused.message))
+        return Reply(500 if refused.kind == "store" else 409, error_body(refused.message))
 
     async def _reset(self, query: bytes, head: bool = False) -> Reply:
+        busy = self.session.claim(PORTAL)
+        if busy is not None:
+            return Reply(409, error_body(busy))
         self.dispatch(sm.ResetConfig("portal /reset"))
         return Reply(200, edgent.CONFIGURATION_RESET)
 
@@ -819,34 +808,6 @@ def radio_static(static: StaticIp | None) -> radio_base.StaticIp | None:
         return None
     return radio_base.StaticIp(
         static.ip, static.mask, static.gw, static.dns or None, static.dns2 or None
-    )
-
-
-def stored_config(parsed: edgent.DeviceConfig) -> StoredConfig:
-    static = None
-    if parsed.static_ip:
-        static = StaticIp(
-            ip=parsed.ip or "",
-            mask=parsed.mask or "",
-            gw=parsed.gw or "",
-            dns=parsed.dns or "",
-            dns2=parsed.dns2 or "",
-        )
-    return StoredConfig(
-        networks=(
-            Network(
-                ssid=parsed.ssid,
-                password=parsed.password,
-                identity=parsed.identity or "",
-                eap=parsed.eap or "",
-                wired=parsed.interface == "eth",
-            ),
-        ),
-        token=parsed.token,
-        host=parsed.host,
-        port=parsed.port,
-        port_ssl=parsed.port_ssl,
-        static_ip=static,
     )
 
 
