@@ -170,6 +170,13 @@ def cloud(
     hash_queue: Annotated[
         int, typer.Option(help="sign-ins that may wait for a password check; more get 429")
     ] = 8,
+    lease: Annotated[
+        float,
+        typer.Option(
+            help="seconds this node's lease on its devices' presence lasts: when a node stops "
+            "renewing (killed, cut off), the others mark its devices offline after this"
+        ),
+    ] = 10,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start the HTTP API and the device gateway (SQLite by default, created on first start)."""
@@ -183,6 +190,8 @@ def cloud(
         fail("--gateway-tls needs --cert and --key", "give the certificate chain and key in PEM")
     if mqtt_tls is not None and not (cert and key):
         fail("--mqtt-tls needs --cert and --key", "give the certificate chain and key in PEM")
+    if not 0.5 <= lease <= 3600:
+        fail("--lease is out of range", "give 0.5 to 3600 seconds (default 10)")
     if not 128 <= mqtt_max_packet <= 16 * 1024 * 1024:
         fail("--mqtt-max-packet is out of range", "give 128 to 16777216 bytes")
     settings = CloudSettings(
@@ -203,6 +212,7 @@ def cloud(
         session_lifetime=session_lifetime,
         hash_workers=hash_workers,
         hash_queue=hash_queue,
+        lease=lease,
     )
     if db:
         settings.db_url = db

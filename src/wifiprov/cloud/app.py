@@ -20,6 +20,7 @@ from wifiprov.cloud.bus import Bus, make_bus
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.gateway import Gateway
 from wifiprov.cloud.ingest import DeviceDataWriter
+from wifiprov.cloud.leases import NodeLease
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.cloud.tokens import TokenHasher
 
@@ -62,6 +63,7 @@ class Cloud:
     writer: DeviceDataWriter
     gateway: Gateway
     app: Any
+    lease: NodeLease
 
     @classmethod
     async def open(cls, settings: CloudSettings) -> Cloud:
@@ -73,7 +75,8 @@ class Cloud:
         writer = DeviceDataWriter(db, settings.flush_interval)
         gateway = Gateway(db, bus, hasher, settings, writer)
         app = create_app(db, bus, hasher, settings)
-        return cls(settings, db, bus, hasher, writer, gateway, app)
+        lease = NodeLease(db, bus, settings.node_id, settings.lease, gateway.held)
+        return cls(settings, db, bus, hasher, writer, gateway, app, lease)
 
     async def serve(self, ready: asyncio.Event | None = None, handle_signals: bool = False) -> None:
         """Run until cancelled, or the HTTP server is told to exit (``stop``), or with
@@ -86,6 +89,7 @@ class Cloud:
             log.info(
                 "%d device(s) left online by an earlier run of this node: now offline", cleared
             )
+        await self.lease.start()
         self.writer.start()
         await self.gateway.start()
         host, port = self.settings.http
@@ -158,5 +162,6 @@ class Cloud:
             await devices.clear_presence(self.db, self.settings.node_id)
         except Exception as exc:  # DatabaseUnavailable: the next start of this node clears it
             log.warning("could not clear this node's presence at shutdown: %s", exc)
+        await self.lease.stop()
         await self.bus.close()
         await self.db.close()

@@ -433,6 +433,10 @@ class DeviceSessions:
                 self.presence(conn, False)
             log.debug("device %d: offline", conn.device_id)
 
+    def held(self) -> list[tuple[int, float]]:
+        """(device id, connected at) of every device whose connection this node holds."""
+        return [(device_id, conn.connected_at) for device_id, conn in self.sessions.items()]
+
     def presence(self, conn: Session, online: bool) -> None:
         """Say on the bus that a device went online or offline (the console's live pages)."""
         message = {

@@ -63,6 +63,8 @@ class CloudSettings:
     throttle_failures: int = 10
     throttle_window: float = 60.0
     flush_interval: float = 0.2
+    # Seconds a node's lease on its devices' presence lasts unrenewed (cloud/leases.py).
+    lease: float = 10.0
     # API sessions end after session_idle seconds unused, and session_lifetime after sign-in.
     session_idle: float = 7 * 24 * 3600
     session_lifetime: float = 30 * 24 * 3600

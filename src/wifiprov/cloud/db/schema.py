@@ -161,3 +161,13 @@ datastreams = Table(
     Column("unit", String(16), nullable=False, server_default=""),
     UniqueConstraint("template_id", "pin", name="uq_datastreams_template_pin"),
 )
+
+# Each cloud node's lease on the presence it writes (cloud/leases.py): renewed every third of
+# the lease; a node past ``lease_until`` has its devices marked offline by the others.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),  # as devices.online_node
+    Column("lease_until", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),
+)
