@@ -590,3 +590,32 @@ async def test_blynk_provisioning_library_checks_in_and_is_rejected_once_deleted
             await asyncio.to_thread(creds.get_mqtt_client)
     finally:
         await stop_cloud(cloud, task)
+
+
+async def test_datastreams_from_the_cli(mq: RunningCloud, tmp_path: Path) -> None:
+    from tests.integration.test_cli_objects import Terminal
+
+    term = Terminal(tmp_path / "config")
+    term.sign_in(mq.http_url, mq.owner_token)
+    template_id = await template(mq, name="Heater")
+    flags = ["--type", "integer", "--min", "0", "--max", "3000", "--unit", "W"]
+    made = await term.json("templates", "datastreams", "set", "Heater", "Power", "V4", *flags)
+    assert made == {
+        "name": "Power",
+        "pin": "V4",
+        "type": "integer",
+        "min": 0.0,
+        "max": 3000.0,
+        "unit": "W",
+    }
+    code, out, err = await term.run("templates", "datastreams", "set", template_id, "Fan", "4")
+    assert code != 0 and "already bound to the datastream 'Power'" in out + err
+    code, out, err = await term.run("templates", "datastreams", "set", "Heater", "a/b", "V5")
+    assert code != 0 and "datastream name" in out + err
+    listed = await term.json("templates", "datastreams", "list", "Heater")
+    assert [d["name"] for d in listed] == ["Power"]
+    code, out, _ = await term.run("templates", "datastreams", "list", "Heater")
+    assert code == 0 and "Power" in out and "V4" in out
+    code, out, _ = await term.run("templates", "datastreams", "remove", "Heater", "Power")
+    assert code == 0 and "removed" in out
+    assert await term.json("templates", "datastreams", "list", "Heater") == []

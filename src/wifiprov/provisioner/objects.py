@@ -262,6 +262,105 @@ def templates_edit(
         )
 
 
+# --- datastreams (a template's names for virtual pins, for MQTT devices) ---
+datastreams_app = typer.Typer(
+    help="A template's datastreams: names bound to virtual pins (Blynk's MQTT API uses names).",
+    no_args_is_help=True,
+)
+templates_app.add_typer(datastreams_app, name="datastreams")
+
+
+def _quoted(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+@datastreams_app.command("list")
+def datastreams_list(
+    template: Annotated[str, typer.Argument(help="template id or name")],
+    cloud: CloudOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The template's datastreams, by pin."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with _cloud(cloud) as client:
+            found = await _template(client, template)
+            return list(await client.call("GET", f"/api/templates/{found['id']}/datastreams"))
+
+    streams = _run(main())
+    if json_out:
+        _print_json(streams)
+        return
+    if not streams:
+        out.print("no datastreams yet: `wifiprov templates datastreams set TEMPLATE NAME V1`")
+        return
+    table = Table("pin", "name", "type", "min", "max", "unit")
+    for d in streams:
+        table.add_row(
+            d["pin"],
+            d["name"],
+            d["type"],
+            "" if d["min"] is None else str(d["min"]),
+            "" if d["max"] is None else str(d["max"]),
+            d["unit"],
+        )
+    out.print(table)
+
+
+@datastreams_app.command("set")
+def datastreams_set(
+    template: Annotated[str, typer.Argument(help="template id or name")],
+    name: Annotated[str, typer.Argument(help="the datastream's name (MQTT topic ds/NAME)")],
+    pin: Annotated[str, typer.Argument(help="its virtual pin, V0..V255")],
+    kind: Annotated[str, typer.Option("--type", help="integer, double or string")] = "string",
+    low: Annotated[float | None, typer.Option("--min", help="smallest value")] = None,
+    high: Annotated[float | None, typer.Option("--max", help="largest value")] = None,
+    unit: Annotated[str, typer.Option(help="unit shown with the value")] = "",
+    cloud: CloudOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create or replace a datastream (a name for a virtual pin)."""
+    number = _pin_number(pin)
+    if not name or any(c in name for c in "/+#") or any(ord(c) < 32 for c in name):
+        _fail(
+            f"'{name}' cannot be a datastream name (one MQTT topic level)",
+            "give 1 to 64 characters without '/', '+', '#' or control characters",
+        )
+
+    async def main() -> dict[str, Any]:
+        async with _cloud(cloud) as client:
+            found = await _template(client, template)
+            body = {"pin": number, "type": kind, "min": low, "max": high, "unit": unit}
+            path = f"/api/templates/{found['id']}/datastreams/{_quoted(name)}"
+            return dict(await client.call("PUT", path, json=body))
+
+    d = _run(main())
+    if json_out:
+        _print_json(d)
+        return
+    out.print(f"datastream '{d['name']}' is {d['pin']} ({d['type']})", highlight=False)
+
+
+@datastreams_app.command("remove")
+def datastreams_remove(
+    template: Annotated[str, typer.Argument(help="template id or name")],
+    name: Annotated[str, typer.Argument(help="the datastream's name")],
+    cloud: CloudOption = None,
+) -> None:
+    """Remove a datastream (the pin's stored value stays)."""
+
+    async def main() -> None:
+        async with _cloud(cloud) as client:
+            found = await _template(client, template)
+            path = f"/api/templates/{found['id']}/datastreams/{_quoted(name)}"
+            await client.call("DELETE", path)
+
+    _run(main())
+    out.print(f"datastream '{name}' removed", highlight=False)
+
+
 # --- provisioning tokens ---
 
 
