@@ -275,3 +275,119 @@ HANDLERS: dict[str, Handler] = {
     "reset": BleProvisioning._reset,
     "reboot": BleProvisioning._reboot,
 }
+
+
+# --- BlueZ ------------------------------------------------------------------------------------
+
+APP_PATH = "/org/wifiprov/inject"
+BLUEZ = "org.bluez"
+
+
+class BluezGatt:
+    """The Inject service served by BlueZ over D-Bus (dbus-fast): a GATT application registered
+    with ``GattManager1`` and an advertisement with ``LEAdvertisingManager1`` on ``adapter``.
+    Needs bluetoothd and the right to use it (root, or the bluetooth group's policy)."""
+
+    def __init__(self, adapter: str = "hci0") -> None:
+        self.adapter_path = f"/org/bluez/{adapter}"
+        self.bus: Any = None
+        self._objects: list[Any] = []
+        self._tx: Any = None
+        self._advert: Any = None
+        self._advertising = False
+        self._centrals: set[str] = set()
+        self._on_left: OnLeft | None = None
+
+    async def open(self, name: str, on_write: OnWrite, on_left: OnLeft) -> None:
+        from dbus_fast import BusType, Message, MessageType
+        from dbus_fast.aio import MessageBus
+
+        from wifiprov.device import bluez_objects as objs
+
+        self._on_left = on_left
+        self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        adapter = await self._interface(self.adapter_path, "org.bluez.Adapter1")
+        if not await adapter.get_powered():
+            await adapter.set_powered(True)
+
+        def write(value: bytes, central: str) -> None:
+            if central and central not in self._centrals:
+                self._centrals.add(central)
+            on_write(central, value)
+
+        service = objs.Service(f"{APP_PATH}/service0", inject.SERVICE_UUID)
+        rx = objs.Characteristic(
+            f"{APP_PATH}/service0/rx",
+            inject.RX_UUID,
+            service.path,
+            ["write", "write-without-response"],
+            write,
+        )
+        self._tx = objs.Characteristic(
+            f"{APP_PATH}/service0/tx", inject.TX_UUID, service.path, ["notify"], None
+        )
+        self._advert = objs.Advertisement(f"{APP_PATH}/advert0", name, inject.SERVICE_UUID)
+        self._objects = [service, rx, self._tx]
+        for obj in self._objects:
+            self.bus.export(obj.path, obj)
+        self.bus.export(self._advert.path, self._advert)
+        manager = await self._interface(self.adapter_path, "org.bluez.GattManager1")
+        await manager.call_register_application(APP_PATH, {})
+
+        # A central that disconnects: Device1.Connected turns false.
+        match = (
+            "type='signal',sender='org.bluez',interface='org.freedesktop.DBus.Properties',"
+            "member='PropertiesChanged',arg0='org.bluez.Device1'"
+        )
+        await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[match],
+            )
+        )
+
+        def on_message(msg: Any) -> None:
+            if msg.message_type is not MessageType.SIGNAL or msg.member != "PropertiesChanged":
+                return
+            if msg.path in self._centrals and msg.body and msg.body[0] == "org.bluez.Device1":
+                connected = msg.body[1].get("Connected")
+                if connected is not None and connected.value is False:
+                    self._centrals.discard(msg.path)
+                    if self._on_left is not None:
+                        self._on_left(msg.path)
+
+        self.bus.add_message_handler(on_message)
+
+    async def _interface(self, path: str, name: str) -> Any:
+        introspection = await self.bus.introspect(BLUEZ, path)
+        return self.bus.get_proxy_object(BLUEZ, path, introspection).get_interface(name)
+
+    async def advertise(self, on: bool) -> None:
+        if on == self._advertising or self.bus is None:
+            return
+        manager = await self._interface(self.adapter_path, "org.bluez.LEAdvertisingManager1")
+        if on:
+            await manager.call_register_advertisement(self._advert.path, {})
+        else:
+            await manager.call_unregister_advertisement(self._advert.path)
+        self._advertising = on
+
+    async def notify(self, value: bytes) -> None:
+        if self._tx is not None:
+            self._tx.notify(value)
+
+    async def close(self) -> None:
+        if self.bus is None:
+            return
+        try:
+            await self.advertise(False)
+            manager = await self._interface(self.adapter_path, "org.bluez.GattManager1")
+            await manager.call_unregister_application(APP_PATH)
+        except Exception as exc:
+            log.debug("unregistering from BlueZ: %s", exc)
+        self.bus.disconnect()
+        self.bus = None

@@ -49,6 +49,8 @@ KEYS = (
     "dnsmasq_dir",
     "ap_passphrase",
     "captive",
+    "ble",
+    "ble_adapter",
 )
 DEFAULTS: dict[str, Any] = {
     "vendor": "Blynk",
@@ -169,6 +171,14 @@ def parser() -> argparse.ArgumentParser:
         help="the AP's DNS answers only blynk.setup (default: every name, so that phones "
         "open the setup page by themselves)",
     )
+    p.add_argument(
+        "--ble",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also provision over Bluetooth LE (Blynk.Inject, through BlueZ); default: on with "
+        "the nm radio when a Bluetooth adapter is present",
+    )
+    p.add_argument("--ble-adapter", help="the BlueZ adapter (default hci0)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -274,6 +284,7 @@ async def _run(values: dict[str, Any]) -> None:
     store_path = Path(values["store"]).expanduser()
     store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds secrets
     config = agent_config(values)
+    ble = ble_transport(values)
     if not config.host:
         log.info("no cloud host configured: /config (or the setup link) must name it")
     options: dict[str, Any] = {}
@@ -305,7 +316,7 @@ async def _run(values: dict[str, Any]) -> None:
         except BaseException:
             await radio.close()
             raise
-    agent = Agent(config, radio, ConfigStore(store_path))
+    agent = Agent(config, radio, ConfigStore(store_path), ble=ble)
     if values.get("led_pin") is not None or values.get("button_pin") is not None:
         from gpiozero import Button
 
@@ -329,6 +340,22 @@ async def _run(values: dict[str, Any]) -> None:
         if button is not None:
             button.cancel()
         await radio.close()
+
+
+def ble_transport(values: dict[str, Any]) -> Any:
+    """The BLE side for ``--ble`` (None: off). BlueZ serves it; the sim air has no Bluetooth
+    between processes (``wifiprov demo --ble`` shows BLE on the sim, in one process)."""
+    wanted = values.get("ble")
+    adapter = str(values.get("ble_adapter") or "hci0")
+    if wanted is None:  # default: on where a real adapter is
+        wanted = values["radio"] == "nm" and Path("/sys/class/bluetooth", adapter).exists()
+    if not wanted:
+        return None
+    if values["radio"] == "sim":
+        raise ValueError("--ble needs BlueZ (the nm radio); on the sim, try `wifiprov demo --ble`")
+    from wifiprov.device.ble import BleProvisioning, BluezGatt
+
+    return BleProvisioning(BluezGatt(adapter))
 
 
 async def _sim_button(air_dir: str, device_id: str, agent: Any) -> None:
