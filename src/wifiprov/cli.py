@@ -129,6 +129,13 @@ def cloud(
     mqtt_tls: Annotated[
         str | None, typer.Option(help="Blynk's MQTT device API over TLS, HOST:PORT (8883)")
     ] = None,
+    mqtt_ws: Annotated[
+        str | None, typer.Option(help="the MQTT API over WebSocket at /mqtt, HOST:PORT (8080)")
+    ] = None,
+    mqtt_wss: Annotated[
+        str | None,
+        typer.Option(help="the MQTT API over WebSocket with TLS at /mqtt, HOST:PORT (443)"),
+    ] = None,
     mqtt_max_packet: Annotated[
         int, typer.Option(help="largest MQTT packet accepted (remaining length, bytes)")
     ] = 64 * 1024,
@@ -188,8 +195,9 @@ def cloud(
     _logging(verbose)
     if gateway_tls is not None and not (cert and key):
         fail("--gateway-tls needs --cert and --key", "give the certificate chain and key in PEM")
-    if mqtt_tls is not None and not (cert and key):
-        fail("--mqtt-tls needs --cert and --key", "give the certificate chain and key in PEM")
+    for flag, value in (("--mqtt-tls", mqtt_tls), ("--mqtt-wss", mqtt_wss)):
+        if value is not None and not (cert and key):
+            fail(f"{flag} needs --cert and --key", "give the certificate chain and key in PEM")
     if not 0.5 <= lease <= 3600:
         fail("--lease is out of range", "give 0.5 to 3600 seconds (default 10)")
     if not 128 <= mqtt_max_packet <= 16 * 1024 * 1024:
@@ -200,6 +208,8 @@ def cloud(
         gateway_tls=_address(gateway_tls, 8441, "--gateway-tls"),
         mqtt=_address(mqtt, 1883, "--mqtt"),
         mqtt_tls=_address(mqtt_tls, 8883, "--mqtt-tls"),
+        mqtt_ws=_address(mqtt_ws, 8080, "--mqtt-ws"),
+        mqtt_wss=_address(mqtt_wss, 443, "--mqtt-wss"),
         mqtt_max_packet=mqtt_max_packet,
         cert=cert,
         key=key,
@@ -467,7 +477,8 @@ async def _say_where(cloud: Any) -> None:
     listeners = cloud.gateway.addresses()
     lines.append("device gateway: " + ", ".join(f"{h}:{p}" for h, p in listeners))
     for kind, (h, p) in cloud.gateway.mqtt_addresses().items():
-        lines.append(f"MQTT device API ({'TLS' if kind == 'mqtt_tls' else 'plain'}): {h}:{p}")
+        what = {"mqtt": "plain", "mqtt_tls": "TLS", "mqtt_ws": "WebSocket /mqtt"}
+        lines.append(f"MQTT device API ({what.get(kind, 'WebSocket + TLS /mqtt')}): {h}:{p}")
     lines.append(
         f"devices are told: host {s.public_host}, port {s.device_port}, "
         f"TLS port {s.device_port_ssl} (change with --public-host / --public-port / "
@@ -495,6 +506,8 @@ def _bind_hint(exc: OSError, settings: Any = None) -> str:
             ("--gateway-tls", settings.gateway_tls),
             ("--mqtt", settings.mqtt),
             ("--mqtt-tls", settings.mqtt_tls),
+            ("--mqtt-ws", settings.mqtt_ws),
+            ("--mqtt-wss", settings.mqtt_wss),
         ):
             if address is None or not address[1]:
                 continue

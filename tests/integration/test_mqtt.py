@@ -70,8 +70,12 @@ def info(template_id: str, rxbuff: int = 1024) -> str:
 class PahoDevice:
     """paho-mqtt 2.x with its own network thread; what it receives goes to a queue."""
 
-    def __init__(self, token: str, version: int = paho.MQTTv311) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=version)
+    def __init__(self, token: str, version: int = paho.MQTTv311, transport: str = "tcp") -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            protocol=version,
+            transport=transport,  # type: ignore[arg-type]
+        )
         self.client.username_pw_set("device", token)
         self.connack: queue.Queue[Any] = queue.Queue()
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -619,3 +623,53 @@ async def test_datastreams_from_the_cli(mq: RunningCloud, tmp_path: Path) -> Non
     code, out, _ = await term.run("templates", "datastreams", "remove", "Heater", "Power")
     assert code == 0 and "removed" in out
     assert await term.json("templates", "datastreams", "list", "Heater") == []
+
+
+async def test_websocket_with_paho_and_bad_upgrades(
+    settings: CloudSettings, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "server.pem")
+    )
+    settings.mqtt_ws = ("127.0.0.1", 0)
+    settings.mqtt_wss = ("127.0.0.1", 0)
+    settings.cert = settings.key = tmp_path / "server.pem"
+    cloud, task = await start_cloud(settings)
+    try:
+        rc = await with_owner(cloud)
+        template_id = await thermostat(rc)
+        request = await provisioning_token(rc, template_id)
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        for kind, tls in (("mqtt_ws", None), ("mqtt_wss", ctx)):
+            dev = PahoDevice(request["token"], paho.MQTTv5, transport="websockets")
+            dev.client.ws_set_options(path="/mqtt")
+            try:
+                assert not (await dev.connect(mqtt_port(rc, kind), tls)).is_failure
+                await dev.subscribe()
+                await dev.publish("info/mcu", info(template_id))
+                await dev.publish("ds/Temperature", "17" if tls else "16")
+                status = await claimed(rc, request["id"])
+                async with rc.client(rc.owner_token) as api:
+                    url = f"/api/devices/{status['device_id']}/pins/2"
+                    reply = await api.put(url, json={"value": kind})
+                    assert reply.json()["delivered"] is True
+                assert await dev.receive() == ("downlink/ds/Mode", kind.encode())
+            finally:
+                dev.stop()
+        # not /mqtt; not an upgrade
+        port = mqtt_port(rc, "mqtt_ws")
+        for head, status_line in (
+            (b"GET /other HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+             b"HTTP/1.1 404 "),
+            (b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 426 "),
+        ):  # fmt: skip
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head)
+            answer = await asyncio.wait_for(reader.read(), 10)
+            assert answer.startswith(status_line)
+            writer.close()
+    finally:
+        await stop_cloud(cloud, task)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import math
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from wifiprov.cloud import datastreams
 from wifiprov.cloud.db import DatabaseUnavailable
 from wifiprov.cloud.device_time import utc_json
 from wifiprov.cloud.sessions import DeviceSessions, Session, State
-from wifiprov.wire import mqtt
+from wifiprov.wire import mqtt, websocket
 from wifiprov.wire.blynk import Status
 from wifiprov.wire.mqtt import (
     MQTT_5,
@@ -47,6 +48,7 @@ USERNAME = "device"
 MAX_META_FIELDS = 32
 MAX_META_VALUE = 256
 DEFAULT_RXBUFF = 1024  # until info/mcu says otherwise (Blynk's libraries use 1024)
+WS_PATH = "/mqtt"  # where MQTT over WebSocket is served, as Blynk.Cloud does
 ALWAYS_DELIVERED = ("downlink/redirect", "downlink/ota/json")  # even without a subscription
 
 # The session core's login answers as CONNACK codes: (3.1.1, 5).
@@ -380,8 +382,119 @@ def _info(payload: bytes) -> dict[str, str]:
     return info
 
 
+class WebSocketTransport:
+    """What an ``MqttConnection`` writes to, when it is carried by WebSocket: every write is one
+    binary message."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.upgraded = False  # the handshake is done: frames may be written
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(websocket.encode(websocket.BINARY, data))
+
+    def close(self) -> None:
+        if self.upgraded and not self.closing:
+            self.closing = True
+            self.transport.write(websocket.encode(websocket.CLOSE, struct.pack("!H", 1000)))
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return int(self.transport.get_write_buffer_size())
+
+
+class MqttOverWebSocket(asyncio.Protocol):
+    """MQTT over WebSocket at ``/mqtt`` (subprotocol ``mqtt``): the upgrade, then each binary
+    message's bytes go to an ``MqttConnection`` (which keeps the login timeout from the TCP
+    connection on)."""
+
+    def __init__(self, core: DeviceSessions, scheme: str) -> None:
+        self.mqtt = MqttConnection(core, scheme)
+        self.head = b""
+        self.decoder: websocket.Decoder | None = None  # after the upgrade
+        self.transport: Any = None
+        self.ws: WebSocketTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.ws = WebSocketTransport(transport)
+        self.mqtt.opened_on(self.ws)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.mqtt.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.mqtt.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.mqtt.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        if self.mqtt.state is State.CLOSED:
+            return
+        if self.decoder is None:
+            self._handshake(data)
+            return
+        try:
+            messages = self.decoder.feed(data)
+        except websocket.WebSocketError as exc:
+            self.mqtt.close(f"WebSocket: {exc}", fault=True)
+            return
+        for opcode, payload in messages:
+            if opcode == websocket.BINARY:
+                self.mqtt.data_received(payload)
+            elif opcode == websocket.PING:
+                self.transport.write(websocket.encode(websocket.PONG, payload))
+            elif opcode == websocket.CLOSE:
+                self.mqtt.close(None)
+            elif opcode == websocket.TEXT:
+                self.mqtt.close("WebSocket: MQTT travels in binary messages", fault=True)
+            if self.mqtt.state is State.CLOSED:
+                return
+
+    def _handshake(self, data: bytes) -> None:
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.head) > websocket.MAX_REQUEST:
+                self._refuse(400, "request head too long")
+            return
+        rest = self.head[end + 4 :]
+        try:
+            request = websocket.parse_request(self.head[:end])
+        except websocket.WebSocketError as exc:
+            self._refuse(exc.status, str(exc))
+            return
+        if request.path != WS_PATH:
+            self._refuse(404, f"MQTT is at {WS_PATH}")
+            return
+        if request.protocols and "mqtt" not in request.protocols:
+            self._refuse(400, "the WebSocket subprotocol must be mqtt")
+            return
+        self.transport.write(websocket.accept(request.key, "mqtt" if request.protocols else None))
+        self.decoder = websocket.Decoder(self.mqtt.decoder.max_packet + 5)
+        if self.ws is not None:
+            self.ws.upgraded = True
+        self.head = b""
+        if rest:
+            self.data_received(rest)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self.transport.write(websocket.refuse(status, reason))
+        self.mqtt.state = State.CLOSED  # (nothing more to write through the MQTT side)
+        self.transport.close()
+
+
 async def start_listeners(gateway: Gateway) -> list[asyncio.Server]:
-    """The MQTT listeners the settings ask for (``--mqtt``, ``--mqtt-tls``)."""
+    """The MQTT listeners the settings ask for (``--mqtt``, ``--mqtt-tls``, ``--mqtt-ws``,
+    ``--mqtt-wss``)."""
     from wifiprov.cloud.gateway import tls_context
 
     loop = asyncio.get_running_loop()
@@ -393,6 +506,25 @@ async def start_listeners(gateway: Gateway) -> list[asyncio.Server]:
         )
         if s.mqtt[1] == 0:
             s.mqtt = servers[-1].sockets[0].getsockname()[:2]
+    if s.mqtt_ws:
+        servers.append(
+            await loop.create_server(
+                lambda: MqttOverWebSocket(gateway, "ws"), *s.mqtt_ws, backlog=4096
+            )
+        )
+        if s.mqtt_ws[1] == 0:
+            s.mqtt_ws = servers[-1].sockets[0].getsockname()[:2]
+    if s.mqtt_wss:
+        servers.append(
+            await loop.create_server(
+                lambda: MqttOverWebSocket(gateway, "wss"),
+                *s.mqtt_wss,
+                ssl=tls_context(s),
+                backlog=4096,
+            )
+        )
+        if s.mqtt_wss[1] == 0:
+            s.mqtt_wss = servers[-1].sockets[0].getsockname()[:2]
     if s.mqtt_tls:
         servers.append(
             await loop.create_server(
@@ -409,5 +541,5 @@ async def start_listeners(gateway: Gateway) -> list[asyncio.Server]:
 
 def addresses(gateway: Gateway) -> dict[str, tuple[str, int]]:
     s = gateway.settings
-    found = {"mqtt": s.mqtt, "mqtt_tls": s.mqtt_tls}
+    found = {"mqtt": s.mqtt, "mqtt_tls": s.mqtt_tls, "mqtt_ws": s.mqtt_ws, "mqtt_wss": s.mqtt_wss}
     return {k: v for k, v in found.items() if v is not None}

@@ -45,6 +45,8 @@ class CloudSettings:
     # Blynk's MQTT device API: plain, TLS (same --cert/--key); None = not served.
     mqtt: tuple[str, int] | None = None
     mqtt_tls: tuple[str, int] | None = None
+    mqtt_ws: tuple[str, int] | None = None  # MQTT over WebSocket at /mqtt
+    mqtt_wss: tuple[str, int] | None = None  # ... over TLS
     mqtt_max_packet: int = 64 * 1024  # an MQTT packet's remaining length past this closes it
     cert: Path | None = None
     key: Path | None = None
