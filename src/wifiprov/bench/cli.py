@@ -31,6 +31,24 @@ def bench() -> None:
     """Load generators (benchmarks) for wifiprov's services."""
 
 
+def _mqtt_bench(devices: int, ingest_devices: int, seconds: float, concurrency: int,
+                batch: int, mosquitto: str | None, json_file: Path | None) -> None:
+    import asyncio
+    import json
+
+    from wifiprov.bench.mqtt import MqttBenchConfig, run
+
+    if not 1 <= devices <= 250_000 or not 1 <= ingest_devices <= devices:
+        _fail("--devices must be within 1..250000 and --ingest-devices at most --devices")
+    cfg = MqttBenchConfig(devices=devices, ingest_devices=ingest_devices, ingest_seconds=seconds,
+                          concurrency=concurrency, batch=batch, mosquitto=mosquitto)
+    results = asyncio.run(run(cfg, lambda text: err.print(f"[dim]bench:[/] {text}")))
+    text = json.dumps(results, indent=2)
+    if json_file is not None:
+        json_file.write_text(text + "\n")
+    print(text)
+
+
 @bench_app.command("gateway")
 def gateway(
     db: Annotated[DbKind, typer.Option(help="database of the cloud under test (created fresh, "
@@ -63,8 +81,19 @@ def gateway(
     gateway_log: Annotated[Path | None, typer.Option(help="keep the gateway's log here")] = None,
     profile: Annotated[Path | None, typer.Option(help="record the gateway with py-spy during "
                                                       "each scenario into DIR")] = None,
+    protocol: Annotated[str, typer.Option(help="blynk (the Blynk protocol) or mqtt (Blynk's "
+                                               "MQTT API, with the same load against "
+                                               "--mosquitto in the same run)")] = "blynk",
+    mosquitto: Annotated[str, typer.Option(help="the Mosquitto server --protocol mqtt compares "
+                                                "with ('' for none)")] = "127.0.0.1:1883",
 ) -> None:
     """Start a cloud on a fresh database and load its device gateway over loopback TCP."""
+    if protocol == "mqtt":
+        _mqtt_bench(devices, ingest_devices, ingest_seconds, concurrency, ingest_batch,
+                    mosquitto or None, json_file)
+        return
+    if protocol != "blynk":
+        _fail(f"unknown protocol {protocol!r}: choose blynk or mqtt")
     from wifiprov.bench.gateway import SCENARIOS, Bench, BenchConfig, write_json
 
     chosen = tuple(s.strip() for s in scenarios.split(",") if s.strip())

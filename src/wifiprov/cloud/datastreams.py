@@ -8,8 +8,10 @@ use names its template defines.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+import time
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -133,3 +135,25 @@ async def bindings(db: Database, template_id: str) -> dict[str, int]:
             )
         ).all()
     return {r.name: r.pin for r in rows}
+
+
+class BindingsCache:
+    """Templates' bindings for logins: a burst of MQTT logins (a fleet reconnecting) reads
+    each template's datastreams once, not once per device. An entry serves for ``ttl``
+    seconds, so a change reaches devices that log in after that."""
+
+    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+        self.db, self.ttl = db, ttl
+        self._entries: dict[str, tuple[float, asyncio.Future[dict[str, int]]]] = {}
+
+    async def get(self, template_id: str) -> dict[str, int]:
+        now = time.monotonic()
+        entry = self._entries.get(template_id)
+        if entry is None or now - entry[0] > self.ttl or (
+            entry[1].done() and entry[1].exception() is not None
+        ):
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            future = asyncio.ensure_future(bindings(self.db, template_id))
+            entry = self._entries[template_id] = (now, future)
+        return dict(await asyncio.shield(entry[1]))

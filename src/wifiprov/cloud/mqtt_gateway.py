@@ -20,7 +20,6 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from wifiprov.cloud import datastreams
 from wifiprov.cloud.db import DatabaseUnavailable
 from wifiprov.cloud.device_time import utc_json
 from wifiprov.cloud.sessions import DeviceSessions, Session, State
@@ -174,7 +173,7 @@ class MqttConnection(Session, asyncio.Protocol):
 
     async def prepare(self) -> None:
         """The template's datastreams (names and pins), read at login."""
-        self.names = await datastreams.bindings(self.core.db, self.template_id)
+        self.names = await self.core.datastreams.get(self.template_id)
         self.pins = {pin: name for name, pin in self.names.items()}
 
     def logged_in(self) -> None:

@@ -21,7 +21,7 @@ from collections import deque
 from enum import Enum
 from typing import Any
 
-from wifiprov.cloud import devices
+from wifiprov.cloud import datastreams, devices
 from wifiprov.cloud.bus import (
     DEVICE_COMMANDS,
     DEVICE_LOGINS,
@@ -245,6 +245,7 @@ class DeviceSessions:
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
         self.failed_logins = FailedLogins()
         self.logins = devices.DeviceLogins(db, hasher, bus)
+        self.datastreams = datastreams.BindingsCache(db)  # names -> pins, for MQTT devices
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence: set[asyncio.Task[Any]] = set()  # presence being published
         self._subs: list[Any] = []
