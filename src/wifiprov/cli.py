@@ -401,6 +401,9 @@ def demo(
             "with the demo user's e-mail and password, until Ctrl-C",
         ),
     ] = False,
+    ble: Annotated[
+        bool, typer.Option("--ble", help="provision over (simulated) Bluetooth LE instead")
+    ] = False,
 ) -> None:
     """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
     from wifiprov.demo import FAILURES, run_demo
@@ -421,6 +424,7 @@ def demo(
                 failure,
                 keep=keep,
                 console=console,
+                ble=ble,
             )
         )
     except KeyboardInterrupt:  # --console: stopped with Ctrl-C, after the clean-up

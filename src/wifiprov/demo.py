@@ -3,9 +3,10 @@
 A cloud on a temporary SQLite database (a user, an organization, a template), a simulated home
 network and a simulated device in AP mode, then the provisioner against them: the device comes
 online, is named, and a virtual-pin value goes to it and comes back. ``--fail`` first shows a
-failure path (the device's own error code, explained) and then the recovery. ``--console``
-leaves the cloud (and the device) running after the flow and prints the web console's URL with
-the demo user's e-mail and password, until Ctrl-C: the provisioned device is there in a browser.
+failure path (the device's own error code, explained) and then the recovery. ``--ble`` runs the
+provisioner over the simulated Bluetooth LE air (Blynk.Inject) instead. ``--console`` leaves the
+cloud (and the device) running after the flow and prints the web console's URL with the demo
+user's e-mail and password, until Ctrl-C: the provisioned device is there in a browser.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from wifiprov.cloud.app import Cloud
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.device import machine as sm
 from wifiprov.device.agent import Agent, AgentConfig
+from wifiprov.device.ble import BleProvisioning
 from wifiprov.device.radio.sim import SimRadio
 from wifiprov.device.store import ConfigStore
+from wifiprov.provisioner.ble import BleProvisioner, SimBleCentral
 from wifiprov.provisioner.client import CloudClient
 from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
 from wifiprov.provisioner.wifi.sim import SimPhoneWifi
 from wifiprov.sim.air import Air
+from wifiprov.sim.ble import BleAir, SimCentral, SimGatt
+from wifiprov.wire import inject
 
 HOME = "Home WiFi"
 HOME_PASSWORD = "correct horse battery"
@@ -43,6 +48,7 @@ async def run_demo(
     workdir: Path | None = None,
     keep: bool = False,
     console: bool = False,
+    ble: bool = False,
 ) -> dict[str, Any]:
     """The whole flow. Without ``workdir`` it works in a new private temporary folder (0700),
     removed at the end unless ``keep``: it holds a device token and a WiFi password.
@@ -50,10 +56,10 @@ async def run_demo(
     With ``console`` it then says the console's URL and the demo user's credentials and keeps
     the cloud and the device running until cancelled (Ctrl-C); the clean-up happens then."""
     if workdir is not None:
-        return await _run_demo(say, http, gateway, fail, workdir, console)
+        return await _run_demo(say, http, gateway, fail, workdir, console, ble)
     temporary = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))  # mode 0700
     try:
-        return await _run_demo(say, http, gateway, fail, temporary, console)
+        return await _run_demo(say, http, gateway, fail, temporary, console, ble)
     finally:
         if keep:
             say(
@@ -72,6 +78,7 @@ async def _run_demo(
     fail: str | None,
     workdir: Path,
     console: bool = False,
+    ble: bool = False,
 ) -> dict[str, Any]:
     password = secrets.token_urlsafe(9)
     settings = CloudSettings(
@@ -99,6 +106,8 @@ async def _run_demo(
     air.add_network("Neighbours", "their own secret", rssi=-78)
     say(f"air: networks '{HOME}' (WPA2) and 'Neighbours' in range")
     radio = SimRadio(air, "lamp", mac="24:6f:28:aa:bb:cc")
+    ble_air = BleAir() if ble else None
+    ble_side = BleProvisioning(SimGatt(ble_air, inject.SERVICE_UUID)) if ble_air else None
     agent = Agent(
         AgentConfig(
             template_id=template["id"],
@@ -111,6 +120,7 @@ async def _run_demo(
         ),
         radio,
         ConfigStore(workdir / "device.json"),
+        ble=ble_side,
     )
 
     @agent.on_write(1)
@@ -121,13 +131,20 @@ async def _run_demo(
     device_task = asyncio.create_task(agent.run())
     await agent.ready.wait()
     say(f"device: in setup mode, access point '{agent.ap_name}'")
+    if ble_side is not None:
+        say(f"device: and over Bluetooth LE (Blynk.Inject) as '{ble_side.name}'")
 
     def show(event: Event) -> None:
         say(f"provisioner {event.elapsed:5.2f}s: {event.message}")
 
     try:
         async with CloudClient(url, token) as client:
-            flow = Provisioner(client, SimPhoneWifi(air), show, online_timeout=30)
+            flow: Provisioner
+            if ble_air is not None:
+                central = SimBleCentral(SimCentral(ble_air))
+                flow = BleProvisioner(client, central, show, online_timeout=30)
+            else:
+                flow = Provisioner(client, SimPhoneWifi(air), show, online_timeout=30)
             choices = Choices(
                 template=template["id"], ssid=HOME, password=HOME_PASSWORD, name="Living room lamp"
             )

@@ -11,17 +11,34 @@ code and words. Events go to ``emit(step, message, **data)``; secrets are never 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wifiprov.provisioner.flow import ProvisioningFailed
+from wifiprov.provisioner.client import CloudClient
+from wifiprov.provisioner.flow import (
+    Choices,
+    Event,
+    Prompts,
+    Provisioner,
+    ProvisioningFailed,
+    named_for,
+)
 from wifiprov.wire import inject
 
 REPLY_TIMEOUT = 10.0  # seconds for a device's answer to a request
 CONNECT_TIMEOUT = 150.0  # seconds for a whole attempt: 50 s network + 50 s cloud, with margin
 MAX_MESSAGES = 200  # a device answering a request with more than this is misbehaving
 FAILURES = ("net_fail", "cloud_fail", "connect_fail")
+STATUS_WORDS = {
+    "connecting_net": "the device is joining the network",
+    "connecting_cloud": "the device joined the network; connecting to the cloud",
+    "connected": "the device is connected to the cloud",
+}
+
+
+SCAN_TIMEOUT = 5.0  # seconds of BLE scanning for devices
 
 
 class Link(Protocol):
@@ -35,6 +52,13 @@ class Found:
     address: str
     name: str
     rssi: int
+
+
+class Central(Protocol):
+    """This machine's Bluetooth: bleak (``BleakCentral``) or the sim's (``sim.ble``)."""
+
+    async def find(self, timeout: float) -> list[Found]: ...
+    async def open(self, address: str) -> Link: ...
 
 
 Emit = Callable[..., None]
@@ -105,7 +129,7 @@ class BleDeviceSession:
                 kind = message["t"]
                 if kind == "status":
                     state = str(message.get("s"))
-                    self.emit("progress", state.replace("_", " "), state=state)
+                    self.emit("progress", STATUS_WORDS.get(state, state), state=state)
                     if state == "connected":
                         return
                 elif kind == "net_status":
@@ -137,10 +161,13 @@ class BleakLink:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(1024)
 
     @classmethod
-    async def connect(cls, address: str, timeout: float = 20.0) -> BleakLink:
+    async def connect(
+        cls, address: str, timeout: float = 20.0, adapter: str | None = None
+    ) -> BleakLink:
         from bleak import BleakClient
 
-        client = BleakClient(address, timeout=timeout)
+        kwargs: dict[str, Any] = {"bluez": {"adapter": adapter}} if adapter else {}
+        client = BleakClient(address, timeout=timeout, **kwargs)
         await client.connect()
         link = cls(client)
         await client.start_notify(inject.TX_UUID, lambda _char, data: link._got(bytes(data)))
@@ -168,7 +195,7 @@ async def bleak_scan(timeout: float = 5.0, adapter: str | None = None) -> list[F
 
     kwargs: dict[str, Any] = {"service_uuids": [inject.SERVICE_UUID]}
     if adapter:
-        kwargs["adapter"] = adapter
+        kwargs["bluez"] = {"adapter": adapter}
     seen = await BleakScanner.discover(timeout=timeout, return_adv=True, **kwargs)
     found = [
         Found(device.address, adv.local_name or device.name or "", adv.rssi)
@@ -176,3 +203,174 @@ async def bleak_scan(timeout: float = 5.0, adapter: str | None = None) -> list[F
         if inject.SERVICE_UUID in [u.lower() for u in adv.service_uuids]
     ]
     return sorted(found, key=lambda f: -f.rssi)
+
+
+class BleakCentral:
+    def __init__(self, adapter: str | None = None) -> None:
+        self.adapter = adapter
+
+    async def find(self, timeout: float) -> list[Found]:
+        return await bleak_scan(timeout, self.adapter)
+
+    async def open(self, address: str) -> Link:
+        return await BleakLink.connect(address, adapter=self.adapter)
+
+
+class SimBleCentral:
+    """The sim's central (``sim.ble.SimCentral``) as a ``Central``."""
+
+    def __init__(self, central: Any) -> None:
+        self.central = central
+
+    async def find(self, timeout: float) -> list[Found]:
+        adverts = await self.central.scan(min(timeout, 0.05))
+        found = [
+            Found(a.address, a.name, a.rssi) for a in adverts if inject.SERVICE_UUID in a.services
+        ]
+        return sorted(found, key=lambda f: -f.rssi)
+
+    async def open(self, address: str) -> Link:
+        link: Link = await self.central.connect(address)
+        return link
+
+
+# --- the whole flow ----------------------------------------------------------------------------
+
+
+class BleProvisioner(Provisioner):
+    """``wifiprov provision --ble``: the SoftAP flow's steps where they are the same (template,
+    token, waiting for the cloud to see the device, naming it), Blynk.Inject for the device.
+    The phone (this machine) never leaves its own network."""
+
+    def __init__(
+        self,
+        cloud: CloudClient,
+        central: Central,
+        emit: Callable[[Event], None],
+        prompts: Prompts | None = None,
+        *,
+        online_timeout: float = 90.0,
+    ) -> None:
+        super().__init__(cloud, None, emit, prompts, online_timeout=online_timeout)  # type: ignore[arg-type]
+        self.central = central
+
+    async def run(self, choices: Choices) -> dict[str, Any]:
+        self._started = time.monotonic()
+        self.stage, self.device_id, self.request = "start", None, None
+        template, prefix = await self.pick_template(choices)
+        found = await self.find_ble(choices, prefix, template["name"])
+        link = await self._open(found)
+        try:
+            session = BleDeviceSession(link, self.emit)
+            info = await session.info()
+            if info.get("tmpl_id") not in (template["id"], None) and info.get("fw_type") != (
+                "DYNAMIC"
+            ):
+                raise ProvisioningFailed(
+                    f"the device runs template {info.get('tmpl_id')}, not {template['id']}",
+                    "choose the device's own template (--template)",
+                )
+            networks = await session.scan()
+            ssid, password = self._pick(networks, choices)
+            request = await self.cloud_token(template)
+            self.ssid, self.request = ssid, request
+            # Blynk's set has no port (Edgent ignores one): the device uses its own default.
+            host = str(request.get("host") or "")
+            self.waiting("the device to join the network and the cloud", 110)
+            await session.configure(
+                ssid=ssid, password=password, token=request["token"], host=host, save=choices.save
+            )
+            self.stage = "configured"
+        finally:
+            try:
+                await link.disconnect()
+            except Exception:  # noqa: BLE001 - the device may have gone already
+                pass
+        device_id = await self.wait_online(request, found.name)
+        return await self.name(device_id, choices)
+
+    async def find_ble(self, choices: Choices, prefix: str, template_name: str) -> Found:
+        self.waiting("a Bluetooth scan for devices in setup mode", SCAN_TIMEOUT)
+        try:
+            found = await self.central.find(SCAN_TIMEOUT)
+        except ImportError:
+            raise ProvisioningFailed(
+                "Bluetooth needs the bleak package, which is not installed",
+                "pip install bleak (Linux: BlueZ's bluetoothd must run)",
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - no adapter, bluetoothd down, powered off
+            raise ProvisioningFailed(
+                f"cannot scan over Bluetooth: {exc or type(exc).__name__}",
+                "check that Bluetooth is on (bluetoothctl power on) and bluetoothd runs",
+            ) from None
+        shown = [{"name": f.name, "rssi": f.rssi, "address": f.address} for f in found]
+        if choices.device:
+            match = [f for f in found if choices.device in (f.name, f.address)]
+        else:
+            match = [f for f in found if named_for(f.name, prefix, template_name)]
+        if not match:
+            names = ", ".join(f"{f.name} ({f.rssi} dBm)" for f in found) or "none"
+            raise ProvisioningFailed(
+                f"no device of template {template_name} in setup mode over Bluetooth "
+                f"(devices seen: {names})",
+                "put the device in setup mode (hold its button 10 s), come closer, try again",
+            )
+        if len(match) == 1 or self.prompts is None and choices.device:
+            chosen = match[0]
+        else:
+            labels = [f"{f.name} ({f.rssi} dBm)" for f in match]
+            chosen = match[labels.index(self.ask_choice("Which device?", labels, "--device"))]
+        self.chosen["device"] = chosen.name
+        self.emit(
+            "find",
+            f"using device '{chosen.name}' ({chosen.rssi} dBm) over Bluetooth",
+            device=chosen.name,
+            rssi=chosen.rssi,
+            seen=shown,
+        )
+        return chosen
+
+    async def _open(self, found: Found) -> Link:
+        """Connect, once more on failure (BlueZ's first connection sometimes fails to discover
+        services; phones retry too)."""
+        for attempt in (1, 2):
+            try:
+                link = await self.central.open(found.address)
+                self.emit("connect", f"connected to '{found.name}' over Bluetooth")
+                return link
+            except Exception as exc:  # noqa: BLE001 - bleak's and BlueZ's many errors
+                if attempt == 2:
+                    raise ProvisioningFailed(
+                        f"cannot connect to '{found.name}' over Bluetooth: {exc}",
+                        "come closer to the device and try again",
+                    ) from None
+                await asyncio.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    def _pick(self, networks: list[dict[str, Any]], choices: Choices) -> tuple[str, str]:
+        ssids = [str(n.get("ssid")) for n in networks]
+        ssid = choices.ssid
+        if ssid is None:
+            if not ssids:
+                raise ProvisioningFailed("the device sees no WiFi network", "pass --ssid")
+            ssid = self.ask_choice("Which network?", ssids, "--ssid")
+        elif ssid not in ssids and not choices.hidden:
+            raise ProvisioningFailed(
+                f"the device does not see the network '{ssid}'",
+                "check its name, or pass --hidden for a hidden network",
+            )
+        password = choices.password
+        if password is None:
+            sec = next((str(n.get("sec")) for n in networks if n.get("ssid") == ssid), "")
+            password = (
+                ""
+                if sec == "OPEN"
+                else self.ask_text(f"Password for '{ssid}'", "--password-file", secret=True)
+            )
+        return ssid, password
+
+    async def diagnose(self, ap: str) -> ProvisioningFailed:
+        return ProvisioningFailed(
+            "the device said it connected but the cloud has not seen it log in",
+            "check the cloud's device host and port are reachable from the device's network",
+        )

@@ -167,6 +167,17 @@ def provision(
     json_events: Annotated[bool, typer.Option("--json", help="JSON lines, one per event")] = (
         False
     ),
+    ble: Annotated[
+        bool,
+        typer.Option(
+            "--ble",
+            help="reach the device over Bluetooth LE (Blynk.Inject, bleak) instead of its WiFi; "
+            "this machine stays on its own network",
+        ),
+    ] = False,
+    ble_adapter: Annotated[
+        str | None, typer.Option(help="--ble: the Bluetooth adapter (default: the system's)")
+    ] = None,
 ) -> None:
     """Provision a device in setup mode: network, password and a cloud token, then name it."""
     password = None
@@ -219,7 +230,24 @@ def provision(
 
     state: dict[str, Any] = {}  # the flow and the WiFi backend, for an interrupted run
 
+    async def main_ble() -> dict[str, Any]:
+        from wifiprov.provisioner.ble import BleakCentral, BleProvisioner
+
+        show(Event("ble", "reaching the device over Bluetooth LE", 0.0, {"ble": True}))
+        async with _cloud(cloud) as client:
+            flow = BleProvisioner(
+                client,
+                BleakCentral(ble_adapter),
+                show,
+                TerminalPrompts(spinner) if interactive else None,
+                online_timeout=timeout,
+            )
+            state["flow"] = flow
+            return await flow.run(choices)
+
     async def main() -> dict[str, Any]:
+        if ble:
+            return await main_ble()
         kind, why = await _choose_wifi(wifi, air, portal, interactive)
         show(Event("wifi", f"reaching the device with --wifi {kind}: {why}", 0.0, {"wifi": kind}))
         if kind == "nm":
