@@ -32,7 +32,8 @@ def bench() -> None:
 
 
 def _mqtt_bench(devices: int, ingest_devices: int, seconds: float, concurrency: int,
-                batch: int, mosquitto: str | None, json_file: Path | None) -> None:
+                batch: int, mosquitto: str | None, json_file: Path | None,
+                workers: int) -> None:
     import asyncio
     import json
 
@@ -41,7 +42,8 @@ def _mqtt_bench(devices: int, ingest_devices: int, seconds: float, concurrency: 
     if not 1 <= devices <= 250_000 or not 1 <= ingest_devices <= devices:
         _fail("--devices must be within 1..250000 and --ingest-devices at most --devices")
     cfg = MqttBenchConfig(devices=devices, ingest_devices=ingest_devices, ingest_seconds=seconds,
-                          concurrency=concurrency, batch=batch, mosquitto=mosquitto)
+                          concurrency=concurrency, batch=batch, mosquitto=mosquitto,
+                          workers=max(1, min(workers, 16)))
     results = asyncio.run(run(cfg, lambda text: err.print(f"[dim]bench:[/] {text}")))
     text = json.dumps(results, indent=2)
     if json_file is not None:
@@ -90,7 +92,7 @@ def gateway(
     """Start a cloud on a fresh database and load its device gateway over loopback TCP."""
     if protocol == "mqtt":
         _mqtt_bench(devices, ingest_devices, ingest_seconds, concurrency, ingest_batch,
-                    mosquitto or None, json_file)
+                    mosquitto or None, json_file, workers)
         return
     if protocol != "blynk":
         _fail(f"unknown protocol {protocol!r}: choose blynk or mqtt")

@@ -46,6 +46,7 @@ class MqttBenchConfig:
     concurrency: int = 500
     batch: int = 50
     mosquitto: str | None = "127.0.0.1:1883"  # None: skip the comparison
+    workers: int = 2  # generator processes (each takes a slice of the devices)
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,6 +146,27 @@ async def ds_load(devices: list[Device], seconds: float, batch: int) -> tuple[in
     return done, time.perf_counter() - started
 
 
+async def phases(port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig) -> dict[str, Any]:
+    """hold, relogin and ds on one generator's slice of the devices."""
+    out: dict[str, Any] = {}
+    me0 = time.process_time()
+    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
+    out["hold"] = {"connected": len(devices), "failed": failed, "seconds": seconds}
+    await close_all(devices)
+    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
+    out["relogin"] = {"connected": len(devices), "failed": failed, "seconds": seconds}
+    count, seconds = await ds_load(devices[:ingest], cfg.ingest_seconds, cfg.batch)
+    out["ds"] = {"devices": min(ingest, len(devices)), "messages": count, "seconds": seconds}
+    await close_all(devices)
+    out["generator_cpu_s"] = time.process_time() - me0
+    return out
+
+
+def _worker(port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig) -> dict[str, Any]:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    return asyncio.run(phases(port, tokens, ingest, cfg))
+
+
 async def run_against(
     name: str,
     port: int,
@@ -153,40 +175,48 @@ async def run_against(
     pid: int | None,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """The three phases from ``cfg.workers`` generator processes at once, summed (rates are
+    the sum over the slowest worker's time)."""
+    import concurrent.futures
+    import multiprocessing
+
+    n = cfg.workers
+    slices = [tokens[i::n] for i in range(n)]
+    ingest = [len(range(i, cfg.ingest_devices, n)) for i in range(n)]
     cpu0 = cpu_seconds(pid) if pid else None
-    me0 = time.process_time()
-    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
-    out["hold"] = {
-        "connected": len(devices),
-        "failed": failed,
-        "seconds": round(seconds, 2),
-        "logins_per_s": round(len(devices) / seconds),
-    }
-    say(f"{name}: hold {len(devices)} devices ({failed} failed) in {seconds:.1f} s")
-    await close_all(devices)
-    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
-    out["relogin"] = {
-        "connected": len(devices),
-        "failed": failed,
-        "seconds": round(seconds, 2),
-        "logins_per_s": round(len(devices) / seconds),
-    }
-    say(f"{name}: relogin {len(devices) / seconds:.0f}/s")
-    sending = devices[: cfg.ingest_devices]
-    count, seconds = await ds_load(sending, cfg.ingest_seconds, cfg.batch)
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(n, mp_context=context) as pool:
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, _worker, port, slices[i], ingest[i], cfg)
+                for i in range(n)
+            )
+        )
+    out: dict[str, Any] = {}
+    for phase in ("hold", "relogin"):
+        connected = sum(p[phase]["connected"] for p in parts)
+        seconds = max(p[phase]["seconds"] for p in parts)
+        out[phase] = {
+            "connected": connected,
+            "failed": sum(p[phase]["failed"] for p in parts),
+            "seconds": round(seconds, 2),
+            "logins_per_s": round(connected / seconds),
+        }
+        say(f"{name}: {phase} {connected} devices, {connected / seconds:.0f}/s")
+    count = sum(p["ds"]["messages"] for p in parts)
+    seconds = max(p["ds"]["seconds"] for p in parts)
     out["ds"] = {
-        "devices": len(sending),
+        "devices": sum(p["ds"]["devices"] for p in parts),
         "messages": count,
         "seconds": round(seconds, 2),
         "messages_per_s": round(count / seconds),
     }
-    say(f"{name}: ds {count / seconds:.0f} messages/s from {len(sending)} devices")
-    await close_all(devices)
+    say(f"{name}: ds {count / seconds:.0f} messages/s")
     if pid and cpu0 is not None:
         cpu1 = cpu_seconds(pid)
         out["server_cpu_s"] = None if cpu1 is None else round(cpu1 - cpu0, 2)
-    out["generator_cpu_s"] = round(time.process_time() - me0, 2)
+    out["generator_cpu_s"] = round(sum(p["generator_cpu_s"] for p in parts), 2)
     return out
 
 
@@ -210,19 +240,37 @@ async def run(cfg: MqttBenchConfig, say: Callable[[str], None]) -> dict[str, Any
         http, gw, port = free_port("127.0.0.1"), free_port("127.0.0.1"), free_port("127.0.0.1")
         log = open(Path(tmp) / "cloud.log", "wb")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wifiprov.cli", "cloud", "--db", db,
-             "--http", f"127.0.0.1:{http}", "--gateway", f"127.0.0.1:{gw}",
-             "--mqtt", f"127.0.0.1:{port}", "--public-host", "127.0.0.1"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "wifiprov.cli",
+                "cloud",
+                "--db",
+                db,
+                "--http",
+                f"127.0.0.1:{http}",
+                "--gateway",
+                f"127.0.0.1:{gw}",
+                "--mqtt",
+                f"127.0.0.1:{port}",
+                "--public-host",
+                "127.0.0.1",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while not _accepts(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the cloud did not start; see its log")
                 await asyncio.sleep(0.2)
-            results = {"wifiprov": await run_against(
-                "wifiprov", port, population.tokens, cfg, proc.pid, say)}  # fmt: skip
+            results = {
+                "wifiprov": await run_against(
+                    "wifiprov", port, population.tokens, cfg, proc.pid, say
+                )
+            }
         finally:
             proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -236,16 +284,25 @@ async def run(cfg: MqttBenchConfig, say: Callable[[str], None]) -> dict[str, Any
                 "mosquitto", int(mport), population.tokens, cfg, mosquitto_pid(int(mport)), say
             )
             ratio = {}
-            for scenario, key in (("hold", "logins_per_s"), ("relogin", "logins_per_s"),
-                                  ("ds", "messages_per_s")):  # fmt: skip
+            for scenario, key in (
+                ("hold", "logins_per_s"),
+                ("relogin", "logins_per_s"),
+                ("ds", "messages_per_s"),
+            ):
                 theirs = results["mosquitto"][scenario][key]
                 ratio[scenario] = (
                     round(results["wifiprov"][scenario][key] / theirs, 2) if theirs else None
                 )
             results["ratio_wifiprov_to_mosquitto"] = ratio
-        results["config"] = {"devices": cfg.devices, "ingest_devices": cfg.ingest_devices,
-                             "ingest_seconds": cfg.ingest_seconds, "batch": cfg.batch,
-                             "concurrency": cfg.concurrency, "cpus": os.cpu_count()}  # fmt: skip
+        results["config"] = {
+            "devices": cfg.devices,
+            "ingest_devices": cfg.ingest_devices,
+            "ingest_seconds": cfg.ingest_seconds,
+            "batch": cfg.batch,
+            "concurrency": cfg.concurrency,
+            "workers": cfg.workers,
+            "cpus": os.cpu_count(),
+        }
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return results
 
