@@ -118,3 +118,11 @@ async def test_demo_over_ble(fail: str | None) -> None:
     assert any("over Bluetooth LE (Blynk.Inject)" in line for line in lines)
     if fail:
         assert any("FAILED (error 722)" in line for line in lines)
+
+
+async def test_token_only_to_a_device_without_ethernet_is_refused(rig: Rig) -> None:  # noqa: F811
+    phone = await rig.phone()
+    session = BleDeviceSession(phone.link)
+    with pytest.raises(ProvisioningFailed) as caught:
+        await session.configure(ssid=None, password="", token="z" * 32)
+    assert caught.value.code == 700 and "no Ethernet interface" in caught.value.what

@@ -100,6 +100,10 @@ class Advertisement(ServiceInterface):
         return self._name
 
     @dbus_property(access=PropertyAccess.READ)
+    def Discoverable(self) -> "b":
+        return True
+
+    @dbus_property(access=PropertyAccess.READ)
     def MinInterval(self) -> "u":
         return 100  # ms, as Blynk's library advertises
 

@@ -145,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
         "/config, or the setup link, must name it)",
     )
     p.add_argument("--port", type=int, help="default cloud port (plain TCP)")
-    p.add_argument("--port-ssl", type=int, help="default cloud port (TLS)")
+    p.add_argument("--port-ssl", type=int, help="default cloud port (TLS); 0: none, plain TCP")
     p.add_argument("--ca-file", type=Path, help="CA bundle that verifies the cloud")
     p.add_argument("--led-pin", type=int, help="GPIO of the status LED")
     p.add_argument(
@@ -235,7 +235,7 @@ def agent_config(values: dict[str, Any]) -> AgentConfig:
         board=values["board"],
         host=values.get("host") or "",
         port=values["port"],
-        port_ssl=values["port_ssl"],
+        port_ssl=values["port_ssl"] or None,  # 0: plain TCP only
         ca_file=str(values["ca_file"]) if values.get("ca_file") else None,
         allow_host_reboot=values["allow_host_reboot"],
         ap_passphrase=values.get("ap_passphrase") or None,

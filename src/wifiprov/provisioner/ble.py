@@ -39,6 +39,7 @@ STATUS_WORDS = {
 
 
 SCAN_TIMEOUT = 5.0  # seconds of BLE scanning for devices
+CONNECT_ATTEMPTS = 3
 
 
 class Link(Protocol):
@@ -106,11 +107,19 @@ class BleDeviceSession:
         self.emit("scan", f"the device sees {len(networks)} network(s)", networks=networks)
         return networks
 
+    async def interfaces(self) -> list[dict[str, Any]]:
+        got = await self.ask("ifs", ("ifs_end",))
+        return [m for m in got if m["t"] == "if"]
+
     async def configure(
-        self, *, ssid: str, password: str, token: str, host: str = "", save: bool = False
+        self, *, ssid: str | None, password: str, token: str, host: str = "", save: bool = False
     ) -> None:
-        """``set`` then ``connect``, followed to ``connected``; ``ProvisioningFailed`` else."""
+        """``set`` then ``connect``, followed to ``connected``; ``ProvisioningFailed`` else.
+        ``ssid`` None: the device is online already (an ``eth`` reported ready): the token only.
+        """
         fields: dict[str, Any] = {"if": "wifi", "ssid": ssid, "pass": password, "blynk": token}
+        if ssid is None:
+            fields = {"if": "eth", "blynk": token}
         if host:
             fields["host"] = host
         if save:
@@ -122,7 +131,12 @@ class BleDeviceSession:
                 "another provisioner may be busy with it; try again in a minute",
             )
         await self.link.write(inject.request("connect"))
-        self.emit("config", f"configuration sent; the device joins '{ssid}'")
+        self.emit(
+            "config",
+            f"configuration sent; the device joins '{ssid}'"
+            if ssid is not None
+            else "token sent; the device is online already",
+        )
         async with asyncio.timeout(CONNECT_TIMEOUT):
             for _ in range(MAX_MESSAGES):
                 message = await self._next(CONNECT_TIMEOUT)
@@ -216,6 +230,14 @@ class BleakCentral:
         return await BleakLink.connect(address, adapter=self.adapter)
 
 
+def online_already(interfaces: list[dict[str, Any]]) -> bool:
+    """Blynk's rule: a device reporting a ready ``eth`` and no WiFi to set up needs no network
+    settings (Blynk's library with ``configure_network=False`` reports just that)."""
+    wifi = any(i.get("name") == "wifi" and i.get("scan") for i in interfaces)
+    ready_eth = any(i.get("name") == "eth" and i.get("status") == "ready" for i in interfaces)
+    return ready_eth and not wifi
+
+
 class SimBleCentral:
     """The sim's central (``sim.ble.SimCentral``) as a ``Central``."""
 
@@ -270,8 +292,14 @@ class BleProvisioner(Provisioner):
                     f"the device runs template {info.get('tmpl_id')}, not {template['id']}",
                     "choose the device's own template (--template)",
                 )
-            networks = await session.scan()
-            ssid, password = self._pick(networks, choices)
+            interfaces = await session.interfaces()
+            ssid: str | None = None
+            password = ""
+            if online_already(interfaces):
+                self.emit("ifs", "the device is online already: it needs the token only")
+            else:
+                networks = await session.scan()
+                ssid, password = self._pick(networks, choices)
             request = await self.cloud_token(template)
             self.ssid, self.request = ssid, request
             # Blynk's set has no port (Edgent ignores one): the device uses its own default.
@@ -331,15 +359,15 @@ class BleProvisioner(Provisioner):
         return chosen
 
     async def _open(self, found: Found) -> Link:
-        """Connect, once more on failure (BlueZ's first connection sometimes fails to discover
+        """Connect, again on failure (BlueZ's first connection sometimes fails to discover
         services; phones retry too)."""
-        for attempt in (1, 2):
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
             try:
                 link = await self.central.open(found.address)
                 self.emit("connect", f"connected to '{found.name}' over Bluetooth")
                 return link
             except Exception as exc:  # noqa: BLE001 - bleak's and BlueZ's many errors
-                if attempt == 2:
+                if attempt == CONNECT_ATTEMPTS:
                     raise ProvisioningFailed(
                         f"cannot connect to '{found.name}' over Bluetooth: {exc}",
                         "come closer to the device and try again",
