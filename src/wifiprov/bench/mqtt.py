@@ -93,7 +93,7 @@ async def open_device(port: int, client_id: str, token: str) -> Device:
 
 
 async def connect_all(
-    port: int, tokens: list[str], concurrency: int
+    port: int, tokens: list[str], concurrency: int, first_id: int = 0
 ) -> tuple[list[Device], float, int]:
     """(devices, seconds, failures) for connecting every token, ``concurrency`` at a time."""
     gate = asyncio.Semaphore(concurrency)
@@ -103,7 +103,8 @@ async def connect_all(
         nonlocal failures
         async with gate:
             try:
-                return await open_device(port, f"bench-{i}", token)
+                # client ids unique across workers: a broker drops a duplicate's older session
+                return await open_device(port, f"bench-{first_id + i}", token)
             except (OSError, TimeoutError, ConnectionError):
                 failures += 1
                 return None
@@ -138,7 +139,10 @@ async def ds_load(devices: list[Device], seconds: float, batch: int) -> tuple[in
         while time.perf_counter() < stop:
             waiter = d.expect()
             d.transport.write(payload)
-            await asyncio.wait_for(waiter, OP_TIMEOUT)
+            try:
+                await asyncio.wait_for(waiter, OP_TIMEOUT)
+            except (TimeoutError, ConnectionError):
+                return  # this device is out of the count from here on
             done += batch
 
     started = time.perf_counter()
@@ -146,14 +150,17 @@ async def ds_load(devices: list[Device], seconds: float, batch: int) -> tuple[in
     return done, time.perf_counter() - started
 
 
-async def phases(port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig) -> dict[str, Any]:
+async def phases(
+    port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig, worker: int
+) -> dict[str, Any]:
     """hold, relogin and ds on one generator's slice of the devices."""
     out: dict[str, Any] = {}
     me0 = time.process_time()
-    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
+    first = worker * len(tokens)
+    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency, first)
     out["hold"] = {"connected": len(devices), "failed": failed, "seconds": seconds}
     await close_all(devices)
-    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency)
+    devices, seconds, failed = await connect_all(port, tokens, cfg.concurrency, first)
     out["relogin"] = {"connected": len(devices), "failed": failed, "seconds": seconds}
     count, seconds = await ds_load(devices[:ingest], cfg.ingest_seconds, cfg.batch)
     out["ds"] = {"devices": min(ingest, len(devices)), "messages": count, "seconds": seconds}
@@ -162,9 +169,11 @@ async def phases(port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig
     return out
 
 
-def _worker(port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig) -> dict[str, Any]:
+def _worker(
+    port: int, tokens: list[str], ingest: int, cfg: MqttBenchConfig, worker: int
+) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    return asyncio.run(phases(port, tokens, ingest, cfg))
+    return asyncio.run(phases(port, tokens, ingest, cfg, worker))
 
 
 async def run_against(
@@ -189,7 +198,7 @@ async def run_against(
     with concurrent.futures.ProcessPoolExecutor(n, mp_context=context) as pool:
         parts = await asyncio.gather(
             *(
-                loop.run_in_executor(pool, _worker, port, slices[i], ingest[i], cfg)
+                loop.run_in_executor(pool, _worker, port, slices[i], ingest[i], cfg, i)
                 for i in range(n)
             )
         )
