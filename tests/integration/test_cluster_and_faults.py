@@ -6,18 +6,16 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from sqlalchemy import update
 
-from tests.conftest import PASSWORD, PG_BASE, _pg_admin, start_cloud, stop_cloud, with_owner
+from tests.conftest import PASSWORD, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
     CPP_INFO,
     RawDevice,
     free_port,
+    online_device,
     provisioning_token,
     template,
     until,
@@ -25,22 +23,13 @@ from tests.integration.support import (
     with_template,
 )
 from wifiprov.cloud import accounts
+from wifiprov.cloud.bus import DEVICE_LOGINS
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.db.schema import devices
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire.blynk import Command, Status
 
 NATS = os.environ.get("WIFIPROV_TEST_NATS", "nats://127.0.0.1:4222")
-
-
-@pytest.fixture
-async def pg_db(pg_template: str) -> AsyncIterator[str]:
-    name = f"wifiprov_test_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_two_nodes_route_writes_over_nats(pg_db: str) -> None:
@@ -222,3 +211,29 @@ async def test_database_outage_gives_19_or_close_never_9(pg_db: str, tmp_path: o
         await stop_cloud(cloud, task)
         if proxy.server is not None:
             proxy.server.close()
+
+
+async def test_a_late_login_announcement_does_not_end_a_newer_connection(pg_db: str) -> None:
+    """A node announces a login on the bus after answering it; when that message is late (the
+    node was busy) and the device has meanwhile logged in here, the newer connection stays."""
+    settings = CloudSettings(
+        db_url=pg_db,
+        http=("127.0.0.1", 0),
+        gateway=("127.0.0.1", 0),
+        public_host="cloud.test",
+        bus_url=NATS,
+        node_id="node-here",
+    )
+    cloud, task = await start_cloud(settings)
+    try:
+        rc = await with_owner(cloud)
+        device_id, _, device = await online_device(rc)
+        held = cloud.gateway.sessions[device_id]
+        late = {"device_id": device_id, "node": "node-there", "at": held.connected_at - 1}
+        await cloud.bus.publish(DEVICE_LOGINS, late)
+        assert not await device.wait_closed(1.0)  # the older login elsewhere changes nothing
+        newer = {"device_id": device_id, "node": "node-there", "at": held.connected_at + 1}
+        await cloud.bus.publish(DEVICE_LOGINS, newer)
+        assert await device.wait_closed(5.0)  # a newer login elsewhere replaces this one
+    finally:
+        await stop_cloud(cloud, task)

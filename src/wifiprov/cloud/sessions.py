@@ -347,12 +347,13 @@ class DeviceSessions:
         if not conn.answered:
             conn.answered = True
             conn.answer_login(Status.OK)
+        if self.bus.shared:  # other nodes drop an older connection of this device
+            login = {"device_id": auth.device_id, "node": self.node, "at": conn.connected_at}
+            await self.bus.publish(DEVICE_LOGINS, login)
         if auth.claimed_request is not None:
             # Announce the claim only once the device shows online, so that a provisioner
             # woken by it can use the device at once.
             await self._announce_claim(auth)
-        if self.bus.shared:  # other nodes drop an older connection of this device
-            await self.bus.publish(DEVICE_LOGINS, {"device_id": auth.device_id, "node": self.node})
         if conn.state is not State.CLOSED:
             conn.logged_in()
 
@@ -491,6 +492,12 @@ class DeviceSessions:
         if msg.get("node") == self.node:
             return
         conn = self.sessions.get(int(msg["device_id"]))
+        # A login announced late (its node was busy) must not end a newer one held here: the
+        # device moved on to this node after it. Messages of older nodes carry no time.
+        at = msg.get("at")
+        if conn is not None and isinstance(at, (int, float)) and at < conn.connected_at:
+            log.debug("device %d: an older login on %s ignored", conn.device_id, msg.get("node"))
+            return
         if conn is not None:
             conn.replaced = True  # online elsewhere: no offline presence for this one
             conn.close("the device logged in on another gateway node")
