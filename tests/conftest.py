@@ -76,6 +76,17 @@ def pg_template() -> Iterator[str]:
     _run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+async def pg_db(pg_template: str) -> AsyncIterator[str]:
+    """A fresh migrated PostgreSQL database for one test (a copy of the run's template)."""
+    name = f"wifiprov_test_{uuid.uuid4().hex[:10]}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":

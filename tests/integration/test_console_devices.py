@@ -10,14 +10,13 @@ import contextlib
 import json
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PG_BASE, RunningCloud, _pg_admin, start_cloud, stop_cloud, with_owner
+from tests.conftest import RunningCloud, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
     CPP_INFO,
     RawDevice,
@@ -293,16 +292,6 @@ async def test_roles_and_other_organizations(cloud: RunningCloud) -> None:
     device.close()
 
 
-@pytest.fixture
-async def pg_db(pg_template: str) -> AsyncIterator[str]:
-    name = f"wifiprov_test_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def nats_up() -> bool:
     host, port = NATS.removeprefix("nats://").split(":")
     try:
@@ -314,7 +303,7 @@ def nats_up() -> bool:
 
 async def test_presence_reaches_a_console_on_another_node(pg_db: str) -> None:
     if not nats_up():
-        pytest.skip(f"no NATS at {NATS}")
+        pytest.fail(f"no NATS at {NATS}: this test needs the NATS server the tiers run against")
     clouds = []
     try:
         for node in ("a", "b"):
