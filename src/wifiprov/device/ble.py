@@ -305,8 +305,19 @@ class BluezGatt:
         from wifiprov.device import bluez_objects as objs
 
         self._on_left = on_left
-        self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-        adapter = await self._interface(self.adapter_path, "org.bluez.Adapter1")
+        try:
+            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        except OSError as exc:
+            raise OSError(f"cannot reach the system D-Bus ({exc.strerror or exc})") from None
+        try:
+            adapter = await self._interface(self.adapter_path, "org.bluez.Adapter1")
+        except Exception as exc:
+            self.bus.disconnect()
+            self.bus = None
+            raise OSError(
+                f"no Bluetooth adapter {self.adapter_path.rsplit('/', 1)[-1]} in BlueZ "
+                f"(is bluetoothd running?): {exc}"
+            ) from None
         if not await adapter.get_powered():
             await adapter.set_powered(True)
 

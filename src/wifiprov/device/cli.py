@@ -343,16 +343,15 @@ async def _run(values: dict[str, Any]) -> None:
 
 
 def ble_transport(values: dict[str, Any]) -> Any:
-    """The BLE side for ``--ble`` (None: off). BlueZ serves it; the sim air has no Bluetooth
-    between processes (``wifiprov demo --ble`` shows BLE on the sim, in one process)."""
+    """The BLE side (None: off), always through BlueZ, whatever the radio: with ``--radio sim``
+    the WiFi is simulated and the Bluetooth real (the sim BLE air lives in one process:
+    ``wifiprov demo --ble``)."""
     wanted = values.get("ble")
     adapter = str(values.get("ble_adapter") or "hci0")
     if wanted is None:  # default: on where a real adapter is
         wanted = values["radio"] == "nm" and Path("/sys/class/bluetooth", adapter).exists()
     if not wanted:
         return None
-    if values["radio"] == "sim":
-        raise ValueError("--ble needs BlueZ (the nm radio); on the sim, try `wifiprov demo --ble`")
     from wifiprov.device.ble import BleProvisioning, BluezGatt
 
     return BleProvisioning(BluezGatt(adapter))
