@@ -673,3 +673,22 @@ async def test_websocket_with_paho_and_bad_upgrades(
             writer.close()
     finally:
         await stop_cloud(cloud, task)
+
+
+async def test_a_silent_device_is_gone_after_its_keepalive(mq: RunningCloud) -> None:
+    """Keepalive 1 s: gone after 1.5 s without a packet (checked by the sweeper, once a second);
+    the reason is kept as the device's last_error."""
+    template_id = await thermostat(mq)
+    request = await provisioning_token(mq, template_id)
+    dev = await RawMqtt.connect(mqtt_port(mq))
+    dev.send(mqtt.encode_connect("k", MQTT_311, 1, "device", request["token"].encode()))
+    assert await dev.recv() == mqtt.ConnAck(False, 0)
+    assert await dev.closed(timeout=15)
+    device_id = (await claimed(mq, request["id"]))["device_id"]
+    async with mq.client(mq.owner_token) as api:
+
+        async def noted() -> bool:
+            shown = (await api.get(f"/api/devices/{device_id}")).json()
+            return "heartbeat timeout" in (shown["last_error"] or "")
+
+        await until(noted)
