@@ -14,7 +14,6 @@ import httpx
 from tests.conftest import PASSWORD
 from tests.integration.support import free_port, until, wait_http
 from tests.integration.test_cluster_and_faults import NATS
-from tests.integration.test_cluster_and_faults import pg_db as pg_db  # (the fixture)
 from tests.integration.test_mqtt import RawMqtt
 from wifiprov.cloud import accounts
 from wifiprov.cloud.db import Database
