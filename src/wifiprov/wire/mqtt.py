@@ -483,6 +483,10 @@ class Decoder:
     def decode(self, first: int, body: bytes) -> Packet:
         """One packet from its first byte and body."""
         kind, flags = first >> 4, first & 0x0F
+        if kind == 3 and flags < 2:  # QoS 0 PUBLISH, the common case: no general reader
+            fast = _publish_qos0(body, flags, self.version)
+            if fast is not None:
+                return fast
         if kind == 0:
             raise ProtocolError("packet type 0 is reserved")
         ptype = Type(kind)
@@ -618,6 +622,25 @@ class Decoder:
         if not filters:
             raise ProtocolError("SUBSCRIBE without a topic filter", Reason.PROTOCOL_ERROR)
         return Subscribe(pid, filters, props)
+
+
+def _publish_qos0(body: bytes, flags: int, version: int) -> Publish | None:
+    """A QoS 0 PUBLISH (the bulk of a device's data) without properties; None when it has
+    properties (MQTT 5), for the general reader."""
+    if len(body) < 2:
+        raise ProtocolError("packet shorter than its contents")
+    end = 2 + ((body[0] << 8) | body[1])
+    if end > len(body):
+        raise ProtocolError("packet shorter than its contents")
+    if version == MQTT_5:
+        if end >= len(body) or body[end] != 0:
+            return None  # properties follow (or the packet is short): the general reader
+        payload = body[end + 1 :]
+    else:
+        payload = body[end:]
+    topic = decode_utf8(body[2:end])
+    check_topic_name(topic)
+    return Publish(topic, payload, 0, bool(flags & 1))
 
 
 def _packet_id(r: _Reader) -> int:
