@@ -5,7 +5,8 @@ Messages are small JSON objects on a few subjects:
   (kinds: hardware, internal, redirect, disconnect, erased). Sent as a *request* for what goes
   to the device: only the node holding a live connection replies ``{"node", "delivered"}``, so
   no reply within the timeout means no live connection took it;
-- ``DEVICE_LOGINS``: ``{"device_id", "node", "at"}``; other nodes drop an older connection of that device;
+- ``DEVICE_LOGINS``: ``{"device_id", "node", "at"}``; other nodes drop an older connection of
+  that device (one that logged in before ``at``);
 - ``DEVICE_PRESENCE``: ``{"device_id", "org_id", "online", "node", "at"}`` when a node's gateway
   marks a device online (login) or offline (its connection gone); the console's live device
   pages listen to it. Published as it happens, before the write-behind stores it;
