@@ -692,3 +692,22 @@ async def test_a_silent_device_is_gone_after_its_keepalive(mq: RunningCloud) -> 
             return "heartbeat timeout" in (shown["last_error"] or "")
 
         await until(noted)
+
+
+async def test_get_ds_floods_are_bounded(mq: RunningCloud) -> None:
+    """At most 4 get/ds answers under way per connection: the rest of a burst (one read) is
+    refused on downlink/diag, and the connection lives on."""
+    device_id, _, _, dev = await online_mqtt(mq)
+    async with mq.client(mq.owner_token) as api:
+        await api.put(f"/api/devices/{device_id}/pins/1", json={"value": "5"})
+    while True:  # the pin write above, delivered as downlink/ds/Temperature
+        packet = await dev.recv()
+        if isinstance(packet, mqtt.Publish) and packet.topic == "downlink/ds/Temperature":
+            break
+    dev.send(mqtt.encode_publish("get/ds/all", b"", MQTT_311) * 10)
+    got = [await dev.recv() for _ in range(10)]
+    topics = sorted(p.topic for p in got if isinstance(p, mqtt.Publish))
+    assert topics == ["downlink/diag"] * 6 + ["downlink/ds/Temperature"] * 4
+    dev.send(mqtt.PINGREQ)
+    assert await dev.recv() == mqtt.PingResp()
+    dev.close()

@@ -39,6 +39,7 @@ from wifiprov.wire.blynk import Command, Frame, Status
 log = logging.getLogger("wifiprov.gateway")
 
 MAX_BODY_IN = 4096  # larger than any library's send buffer; bigger frames close the connection
+MAX_HELD = 1000  # frames that may arrive while a login is checked; more close the connection
 MAX_META_FIELDS = 32  # INTERNAL meta fields kept per device (Edgent sets two)
 MAX_META_VALUE = 256
 
@@ -71,6 +72,9 @@ class DeviceConnection(Session, asyncio.Protocol):
             if self.state is State.CLOSED:
                 return
             if self.state is State.LOGGING_IN:
+                if len(self.held) >= MAX_HELD:
+                    self.close("too many frames before the login was answered", fault=True)
+                    return
                 self.held.append(frame)
                 self._wake()
             else:

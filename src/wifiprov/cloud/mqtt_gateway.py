@@ -48,6 +48,8 @@ MAX_META_FIELDS = 32
 MAX_META_VALUE = 256
 DEFAULT_RXBUFF = 1024  # until info/mcu says otherwise (Blynk's libraries use 1024)
 WS_PATH = "/mqtt"  # where MQTT over WebSocket is served, as Blynk.Cloud does
+MAX_HELD = 1000  # packets that may arrive while a login is checked; more close the connection
+MAX_GETS = 4  # get/ds requests of one connection being answered at once
 ALWAYS_DELIVERED = ("downlink/redirect", "downlink/ota/json")  # even without a subscription
 
 # The session core's login answers as CONNACK codes: (3.1.1, 5).
@@ -74,6 +76,7 @@ class MqttConnection(Session, asyncio.Protocol):
         self.names: dict[str, int] = {}  # datastream name -> pin
         self.pins: dict[int, str] = {}
         self.buffer_in = DEFAULT_RXBUFF
+        self.gets = 0  # get/ds answers under way
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -96,6 +99,9 @@ class MqttConnection(Session, asyncio.Protocol):
             if self.state is State.CLOSED:
                 return
             if self.state is State.LOGGING_IN:
+                if len(self.held) >= MAX_HELD:
+                    self.fail("MQTT: too many packets before the login was answered", 0x97)
+                    return
                 self.held.append(packet)
                 self._wake()
             else:
@@ -299,9 +305,9 @@ class MqttConnection(Session, asyncio.Protocol):
             names = [n.strip() for n in text.split(",") if n.strip()]
             for name in names:
                 self._pin(name)  # unknown names are said before anything is sent
-            self.core.spawn(self.send_values(names))
+            self.get_values(names)
         elif topic == "get/ds/all":
-            self.core.spawn(self.send_values(sorted(self.names, key=self.names.__getitem__)))
+            self.get_values(sorted(self.names, key=self.names.__getitem__))
         elif topic == "get/meta":
             wanted = [n.strip() for n in text.split(",") if n.strip()] or list(self.meta)
             for name in wanted:
@@ -338,6 +344,12 @@ class MqttConnection(Session, asyncio.Protocol):
             )
         self.core.writer.device_info(self.device_id, info, self.buffer_in)
 
+    def get_values(self, names: list[str]) -> None:
+        if self.gets >= MAX_GETS:
+            raise ValueError(f"more than {MAX_GETS} get/ds requests at once: wait for answers")
+        self.gets += 1
+        self.core.spawn(self.send_values(names))
+
     async def send_values(self, names: list[str]) -> None:
         """``get/ds``: each named datastream's current value on ``downlink/ds/<name>``."""
         try:
@@ -345,6 +357,8 @@ class MqttConnection(Session, asyncio.Protocol):
         except DatabaseUnavailable:
             self.diag("get/ds: the cloud's database is unavailable, try again")
             return
+        finally:
+            self.gets -= 1
         for name in names:
             pin = self.names.get(name)
             if pin is not None and pin in values:
