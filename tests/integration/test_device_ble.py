@@ -74,7 +74,12 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(cloud: RunningCloud, tmp_path: Path) -> AsyncIterator[Rig]:
+def ble_code() -> str | None:
+    return None  # overridden by tests of a device that requires its label's code
+
+
+@pytest.fixture
+async def rig(cloud: RunningCloud, tmp_path: Path, ble_code: str | None) -> AsyncIterator[Rig]:
     air = Air(tmp_path / "air")
     air.add_network(HOME, PASSWORD, rssi=-40)
     air.add_network("Neighbour", "whatever123", rssi=-80)
@@ -95,6 +100,7 @@ async def rig(cloud: RunningCloud, tmp_path: Path) -> AsyncIterator[Rig]:
         port=cloud.gateway[1],
         port_ssl=None,
         machine=settings,
+        ble_code=ble_code,
     )
     ble = BleAir()
     radio = SimRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
@@ -322,3 +328,42 @@ async def test_secrets_never_reach_the_log(rig: Rig, caplog: pytest.LogCaptureFi
     await phone.until("connected")
     text = caplog.text
     assert PASSWORD not in text and request["token"] not in text
+
+
+@pytest.mark.parametrize("ble_code", ["482913"])
+async def test_device_with_a_label_code_requires_it(rig: Rig, ble_code: str) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    phone = await rig.phone()
+    await phone.send("info")
+    assert (await phone.next())["caps"] == ["live_status", "oob_code"]
+    await phone.send("set", ssid=HOME, **{"pass": PASSWORD}, blynk=request["token"])
+    await phone.next()
+    await phone.send("connect")
+    assert (await phone.next())["msg"] == "code required"
+    for _ in range(5):  # five wrong codes lock connect for a while, even with the right code
+        await phone.send("set", code="000000")
+        assert await phone.next() == {"t": "set_ok"}
+        await phone.send("connect")
+        assert (await phone.next())["msg"] == "wrong code"
+    await phone.send("set", code=ble_code)
+    await phone.next()
+    await phone.send("connect")
+    locked = await phone.next()
+    assert locked["msg"] == "code locked" and "try again in" in locked["detail"]
+    assert rig.agent.state in (State.WAIT_CONFIG, State.CONFIGURING)
+    ble_side = rig.agent.ble
+    assert isinstance(ble_side, BleProvisioning)
+    ble_side._locked_until = 0.0  # the lockout is over (60 s later)
+    await phone.send("connect")
+    got = await phone.until("connected", "net_fail", "cloud_fail", "connect_fail")
+    assert got[-1].get("s") == "connected"
+
+
+async def test_a_device_without_a_code_ignores_one(rig: Rig) -> None:
+    request = await provisioning_token(rig.cloud, rig.agent.config.template_id)
+    phone = await rig.phone()
+    await phone.send("set", ssid=HOME, **{"pass": PASSWORD}, blynk=request["token"], code="1")
+    assert await phone.next() == {"t": "set_ok"}
+    await phone.send("connect")
+    got = await phone.until("connected", "net_fail", "cloud_fail", "connect_fail")
+    assert got[-1].get("s") == "connected"

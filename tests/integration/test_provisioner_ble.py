@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from tests.integration.support import provisioning_token
-from tests.integration.test_device_ble import HOME, PASSWORD, Rig, rig  # noqa: F401 (fixture)
+from tests.integration.test_device_ble import (  # noqa: F401 (fixtures)
+    HOME,
+    PASSWORD,
+    Rig,
+    ble_code,
+    rig,
+)
 from wifiprov.demo import run_demo
 from wifiprov.device.machine import State
 from wifiprov.provisioner.ble import BleDeviceSession, BleProvisioner, SimBleCentral
@@ -126,3 +132,20 @@ async def test_token_only_to_a_device_without_ethernet_is_refused(rig: Rig) -> N
     with pytest.raises(ProvisioningFailed) as caught:
         await session.configure(ssid=None, password="", token="z" * 32)
     assert caught.value.code == 700 and "no Ethernet interface" in caught.value.what
+
+
+@pytest.mark.parametrize("ble_code", ["482913"])
+async def test_ble_provisioner_sends_the_label_code(rig: Rig, ble_code: str) -> None:  # noqa: F811
+    choices = Choices(template=rig.agent.config.template_id, ssid=HOME, password=PASSWORD, name="x")
+    async with LocalCloud(rig.cloud.http_url, rig.cloud.owner_token) as client:
+        central = SimBleCentral(SimCentral(rig.ble))
+        with pytest.raises(ProvisioningFailed) as caught:  # required, and nobody to ask
+            await BleProvisioner(client, central, lambda e: None).run(choices)
+        assert "--ble-code" in caught.value.todo
+        with pytest.raises(ProvisioningFailed) as caught:
+            await BleProvisioner(client, central, lambda e: None, code="111111").run(choices)
+        assert "does not match" in caught.value.what
+        device = await BleProvisioner(
+            client, central, lambda e: None, online_timeout=20, code=ble_code
+        ).run(choices)
+    assert device["online"]

@@ -290,3 +290,14 @@ def test_encode_refuses_a_message_too_long_and_decode_round_trips() -> None:
     for bad in (b"{", b"[]", b'{"x":1}'):
         with pytest.raises(ValueError, match="not an Inject message"):
             inject.decode(bad)
+
+
+def test_the_out_of_band_code_is_our_extension() -> None:
+    pending = inject.Pending()
+    assert pending.set({"code": "482913", "ssid": "home"}) is None
+    assert pending.values["code"] == "482913"
+    assert "code" not in inject.SET_KEYS  # Blynk's list is unchanged
+    caps = inject.info(
+        vendor="v", tmpl_id="t", fw_type="t", fw_ver="1", name="n", uid="u", code=True
+    )["caps"]
+    assert caps == ["live_status", "oob_code"]

@@ -62,6 +62,9 @@ class AgentConfig:
     ap_passphrase: str | None = None  # WPA2 on the AP (8-63 ASCII); None: an open AP, as Edgent's
     captive: bool = True  # the AP's DNS answers every name with the portal (Edgent does too)
     machine: sm.Settings = field(default_factory=sm.Settings)
+    ble_code: str | None = (
+        None  # BLE: the label's out-of-band code, required in ``set`` (docs/ble.md)
+    )
 
     def __post_init__(self) -> None:
         if not self.template_id.startswith("TMPL"):
@@ -69,6 +72,8 @@ class AgentConfig:
         if not self.template_name.strip():
             raise ValueError("the template name must not be empty")
         self.firmware_type = self.firmware_type or self.template_id
+        if self.ble_code is not None and not (4 <= len(self.ble_code) <= 32):
+            raise ValueError("the BLE code must be 4 to 32 characters")
         passphrase = self.ap_passphrase
         if passphrase is not None and not (8 <= len(passphrase) <= 63 and passphrase.isascii()):
             raise ValueError("the AP passphrase must be 8 to 63 ASCII characters")

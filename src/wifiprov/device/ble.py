@@ -15,6 +15,7 @@ do not reassemble; see ``wire/inject.py``).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wifiprov.device.ble")
 
+CODE_ATTEMPTS = 5  # wrong out-of-band codes in a row before connect is refused for a while
+CODE_LOCKOUT = 60.0  # seconds
 OUTBOX_LIMIT = 256  # queued notifications; past this a central that does not read is dropped
 ATTEMPT_STATES = (State.CONNECTING_NET, State.CONNECTING_CLOUD, State.RETRY_WAIT)
 AP_STATES = (State.WAIT_CONFIG, State.CONFIGURING)
@@ -62,6 +65,8 @@ class BleProvisioning:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue(OUTBOX_LIMIT)
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wrong_codes = 0
+        self._locked_until = 0.0
 
     # --- the agent's BleTransport ---
     async def start(self, agent: Agent) -> None:
@@ -166,6 +171,7 @@ class BleProvisioning:
                 fw_ver=c.firmware_version,
                 name=self.name,
                 uid=agent.uid,
+                code=c.ble_code is not None,
             )
         )
 
@@ -211,6 +217,10 @@ class BleProvisioning:
 
     def _connect(self, agent: Agent, who: str, central: str, fields: Any) -> None:
         pending = self._pending.setdefault(central, inject.Pending())
+        refused_code = self._check_code(agent, pending)
+        if refused_code is not None:
+            self._send(inject.connect_fail(refused_code[0], refused_code[1]))
+            return
         try:
             parsed = pending.config(agent.session.defaults())
         except edgent.ConfigError as exc:
@@ -231,6 +241,32 @@ class BleProvisioning:
         self._send(inject.simple("connecting"))
         for message in held:
             self._send(message)
+
+    def _check_code(self, agent: Agent, pending: inject.Pending) -> tuple[str, str] | None:
+        """The out-of-band code, when the device has one: None when right, else the refusal.
+        Compared in constant time; after CODE_ATTEMPTS wrong ones every connect is refused for
+        CODE_LOCKOUT seconds (a 6-digit code then takes years to guess)."""
+        code = agent.config.ble_code
+        if code is None:
+            return None
+        now = agent.clock()
+        if now < self._locked_until:
+            return (
+                "code locked",
+                f"too many wrong codes: try again in {self._locked_until - now:.0f} s",
+            )
+        given = pending.values.get("code", "")
+        if not given:
+            return "code required", "this device requires the code printed on its label"
+        if hmac.compare_digest(given.encode(), code.encode()):
+            self._wrong_codes = 0
+            return None
+        self._wrong_codes += 1
+        log.warning("a BLE provisioner sent a wrong device code (%d in a row)", self._wrong_codes)
+        if self._wrong_codes >= CODE_ATTEMPTS:
+            self._wrong_codes = 0
+            self._locked_until = now + CODE_LOCKOUT
+        return "wrong code", "the code does not match the one on the device's label"
 
     def _reset(self, agent: Agent, who: str, central: str, fields: Any) -> None:
         busy = agent.session.claim(who)

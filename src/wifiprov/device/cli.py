@@ -51,6 +51,7 @@ KEYS = (
     "captive",
     "ble",
     "ble_adapter",
+    "ble_code",
 )
 DEFAULTS: dict[str, Any] = {
     "vendor": "Blynk",
@@ -179,6 +180,11 @@ def parser() -> argparse.ArgumentParser:
         "the nm radio when a Bluetooth adapter is present",
     )
     p.add_argument("--ble-adapter", help="the BlueZ adapter (default hci0)")
+    p.add_argument(
+        "--ble-code",
+        help="a code printed on the device's label that a BLE provisioner must send "
+        "(4-32 characters; better in the config file); default: none, as Blynk's app expects",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -240,6 +246,7 @@ def agent_config(values: dict[str, Any]) -> AgentConfig:
         allow_host_reboot=values["allow_host_reboot"],
         ap_passphrase=values.get("ap_passphrase") or None,
         captive=bool(values["captive"]),
+        ble_code=str(values["ble_code"]) if values.get("ble_code") else None,
         machine=Settings(),
     )
 

@@ -31,6 +31,7 @@ REPLY_TIMEOUT = 10.0  # seconds for a device's answer to a request
 CONNECT_TIMEOUT = 150.0  # seconds for a whole attempt: 50 s network + 50 s cloud, with margin
 MAX_MESSAGES = 200  # a device answering a request with more than this is misbehaving
 FAILURES = ("net_fail", "cloud_fail", "connect_fail")
+CODE_REFUSALS = ("code required", "wrong code", "code locked")
 STATUS_WORDS = {
     "connecting_net": "the device is joining the network",
     "connecting_cloud": "the device joined the network; connecting to the cloud",
@@ -112,7 +113,14 @@ class BleDeviceSession:
         return [m for m in got if m["t"] == "if"]
 
     async def configure(
-        self, *, ssid: str | None, password: str, token: str, host: str = "", save: bool = False
+        self,
+        *,
+        ssid: str | None,
+        password: str,
+        token: str,
+        host: str = "",
+        save: bool = False,
+        code: str | None = None,
     ) -> None:
         """``set`` then ``connect``, followed to ``connected``; ``ProvisioningFailed`` else.
         ``ssid`` None: the device is online already (an ``eth`` reported ready): the token only.
@@ -122,6 +130,8 @@ class BleDeviceSession:
             fields = {"if": "eth", "blynk": token}
         if host:
             fields["host"] = host
+        if code:  # our extension: the label's code, for a device that requires one
+            fields["code"] = code
         if save:
             fields["save"] = "1"
         answer = (await self.ask("set", ("set_ok", "set_fail"), **fields))[-1]
@@ -151,6 +161,11 @@ class BleDeviceSession:
                         "progress", f"joined with address {message.get('ip')}", net_status=message
                     )
                 elif kind in FAILURES:
+                    if kind == "connect_fail" and message.get("msg") in CODE_REFUSALS:
+                        raise ProvisioningFailed(
+                            str(message.get("detail") or message.get("msg")),
+                            "give the code printed on the device's label (--ble-code)",
+                        )
                     if kind == "connect_fail" and message.get("msg") == "busy":
                         raise ProvisioningFailed(
                             str(message.get("detail") or "the device is busy"),
@@ -230,6 +245,11 @@ class BleakCentral:
         return await BleakLink.connect(address, adapter=self.adapter)
 
 
+def signal(rssi: int) -> str:
+    """An advertisement's RSSI in words; 127 is HCI's "not available" (virtual controllers)."""
+    return "signal unknown" if rssi >= 127 else f"{rssi} dBm"
+
+
 def online_already(interfaces: list[dict[str, Any]]) -> bool:
     """Blynk's rule: a device reporting a ready ``eth`` and no WiFi to set up needs no network
     settings (Blynk's library with ``configure_network=False`` reports just that)."""
@@ -272,9 +292,11 @@ class BleProvisioner(Provisioner):
         prompts: Prompts | None = None,
         *,
         online_timeout: float = 90.0,
+        code: str | None = None,
     ) -> None:
         super().__init__(cloud, None, emit, prompts, online_timeout=online_timeout)  # type: ignore[arg-type]
         self.central = central
+        self.code = code
 
     async def run(self, choices: Choices) -> dict[str, Any]:
         self._started = time.monotonic()
@@ -292,6 +314,9 @@ class BleProvisioner(Provisioner):
                     f"the device runs template {info.get('tmpl_id')}, not {template['id']}",
                     "choose the device's own template (--template)",
                 )
+            code = self.code
+            if code is None and "oob_code" in (info.get("caps") or []):
+                code = self.ask_text("The code on the device's label", "--ble-code", secret=True)
             interfaces = await session.interfaces()
             ssid: str | None = None
             password = ""
@@ -306,7 +331,12 @@ class BleProvisioner(Provisioner):
             host = str(request.get("host") or "")
             self.waiting("the device to join the network and the cloud", 110)
             await session.configure(
-                ssid=ssid, password=password, token=request["token"], host=host, save=choices.save
+                ssid=ssid,
+                password=password,
+                token=request["token"],
+                host=host,
+                save=choices.save,
+                code=code,
             )
             self.stage = "configured"
         finally:
@@ -337,7 +367,7 @@ class BleProvisioner(Provisioner):
         else:
             match = [f for f in found if named_for(f.name, prefix, template_name)]
         if not match:
-            names = ", ".join(f"{f.name} ({f.rssi} dBm)" for f in found) or "none"
+            names = ", ".join(f"{f.name} ({signal(f.rssi)})" for f in found) or "none"
             raise ProvisioningFailed(
                 f"no device of template {template_name} in setup mode over Bluetooth "
                 f"(devices seen: {names})",
@@ -346,12 +376,12 @@ class BleProvisioner(Provisioner):
         if len(match) == 1 or self.prompts is None and choices.device:
             chosen = match[0]
         else:
-            labels = [f"{f.name} ({f.rssi} dBm)" for f in match]
+            labels = [f"{f.name} ({signal(f.rssi)})" for f in match]
             chosen = match[labels.index(self.ask_choice("Which device?", labels, "--device"))]
         self.chosen["device"] = chosen.name
         self.emit(
             "find",
-            f"using device '{chosen.name}' ({chosen.rssi} dBm) over Bluetooth",
+            f"using device '{chosen.name}' ({signal(chosen.rssi)}) over Bluetooth",
             device=chosen.name,
             rssi=chosen.rssi,
             seen=shown,

@@ -178,6 +178,13 @@ def provision(
     ble_adapter: Annotated[
         str | None, typer.Option(help="--ble: the Bluetooth adapter (default: the system's)")
     ] = None,
+    ble_code: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WIFIPROV_BLE_CODE",
+            help="--ble: the code on the device's label, for a device that requires one",
+        ),
+    ] = None,
 ) -> None:
     """Provision a device in setup mode: network, password and a cloud token, then name it."""
     password = None
@@ -241,6 +248,7 @@ def provision(
                 show,
                 TerminalPrompts(spinner) if interactive else None,
                 online_timeout=timeout,
+                code=ble_code,
             )
             state["flow"] = flow
             return await flow.run(choices)

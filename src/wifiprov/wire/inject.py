@@ -51,6 +51,9 @@ SET_KEYS = frozenset(
         "templateId",
     }
 )
+# Our extension: the out-of-band code of a device that requires one (docs/ble.md). A device
+# without a code takes it and ignores it; Blynk's clients never send it.
+EXTENSION_SET_KEYS = frozenset({"code"})
 NETWORK_KEYS = ("if", "ssid", "pass", "pin", "apn", "ip", "mask", "gw", "dns", "dns2")
 COMMANDS = frozenset({"info", "ifs", "scan", "set", "connect", "reset", "reboot"})
 SCAN_LIMIT = 30
@@ -148,8 +151,10 @@ def simple(kind: str) -> dict[str, Any]:
 
 
 def info(
-    *, vendor: str, tmpl_id: str, fw_type: str, fw_ver: str, name: str, uid: str
+    *, vendor: str, tmpl_id: str, fw_type: str, fw_ver: str, name: str, uid: str, code: bool = False
 ) -> dict[str, Any]:
+    """``code``: the device requires its out-of-band code (our extension: ``caps`` says
+    ``oob_code``)."""
     return {
         "t": "info",
         "vendor": vendor,
@@ -158,7 +163,7 @@ def info(
         "fw_ver": fw_ver,
         "name": name,
         "uid": uid,
-        "caps": ["live_status"],
+        "caps": ["live_status", "oob_code"] if code else ["live_status"],
     }
 
 
@@ -304,7 +309,7 @@ class Pending:
     def set(self, fields: Mapping[str, Any]) -> str | None:
         """Take a ``set``: None when taken (``set_ok``), else why not (``set_fail``; nothing is
         taken then): an unknown key, or a value that is not text."""
-        unknown = sorted(set(fields) - SET_KEYS)
+        unknown = sorted(set(fields) - SET_KEYS - EXTENSION_SET_KEYS)
         if unknown:
             return f"unknown key(s): {', '.join(unknown)}"
         taken: dict[str, str] = {}
