@@ -15,7 +15,8 @@ from tests.realradio import vm
 
 CASES = (  # guest/radio_cases.py, in this order
     "sae_wrong,mixed_wrong,wpa2_wrong,hidden_wrong,phone_wrong,wpa2_right,sae_right,mixed_right,"
-    "hidden_right,phone_right,absent,no_dhcp,sae_wrong_nm_only,mixed_wrong_nm_only"
+    "hidden_right,phone_right,peap_right,peap_wrong,absent,no_dhcp,static_ip,"
+    "sae_wrong_nm_only,mixed_wrong_nm_only"
 )
 # group name -> (guest script, its settings); at most two guests run at once (2 cores, shared).
 GROUPS: dict[str, tuple[str, dict[str, str]]] = {

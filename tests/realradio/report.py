@@ -28,6 +28,9 @@ CASES = {
     "no_dhcp": "no DHCP server on the network",
     "phone_right": "laptop (`--wifi nm`) joining a device's AP (NM, WPA2), right passphrase",
     "phone_wrong": "laptop (`--wifi nm`) joining a device's AP (NM, WPA2), wrong passphrase",
+    "peap_right": "WPA2-Enterprise PEAP/MSCHAPv2, right password",
+    "peap_wrong": "WPA2-Enterprise PEAP/MSCHAPv2, wrong password",
+    "static_ip": "static address, no DHCP server",
     "sae_wrong_nm_only": "WPA3-SAE, wrong password, NM alone",
     "mixed_wrong_nm_only": "WPA2/WPA3 transition, wrong password, NM alone",
 }
@@ -90,7 +93,7 @@ def device_times(run: vm.Run) -> dict[str, float]:
 
 
 def main() -> None:
-    failures, e2e = (vm.Run(n, vm.BUILD / "out" / n, None, 0) for n in ("failures", "e2e"))
+    failures, e2e = vm.latest("failures"), vm.latest("e2e")
     print("\n".join(failure_table(failures)))
     print()
     found = results(e2e)

@@ -26,10 +26,16 @@ EXPECTED = {
     "no_dhcp": "no_ip_assigned",
     "phone_right": "joined",
     "phone_wrong": "join_failed",
+    "peap_right": "joined",
+    "peap_wrong": "invalid_credentials",
+    "static_ip": "joined",
 }
 # hostapd's log line when it rejects the password: the SAE confirm does not verify; WPA2's
-# 4-way handshake gives up after its retries (it logs each bad MIC before that).
-REJECTED = re.compile(r"^(\d+\.\d+): .*(SAE: Confirm mismatch|PTKSTART: Retry limit)", re.M)
+# 4-way handshake gives up after its retries (it logs each bad MIC before that); the EAP server
+# sends EAP-Failure.
+REJECTED = re.compile(
+    r"^(\d+\.\d+): .*(SAE: Confirm mismatch|PTKSTART: Retry limit|CTRL-EVENT-EAP-FAILURE)", re.M
+)
 
 
 def cases(run: vm.Run) -> dict[str, dict[str, Any]]:
@@ -52,7 +58,9 @@ def test_what_wifiprov_reports(failures: vm.Run, case: str) -> None:
     assert record["result"] == EXPECTED[case], record
 
 
-@pytest.mark.parametrize("case", ["wpa2_wrong", "sae_wrong", "mixed_wrong", "hidden_wrong"])
+@pytest.mark.parametrize(
+    "case", ["wpa2_wrong", "sae_wrong", "mixed_wrong", "hidden_wrong", "peap_wrong"]
+)
 def test_a_wrong_password_is_reported_within_5_s_of_the_access_point_rejecting_it(
     failures: vm.Run, case: str
 ) -> None:
@@ -62,6 +70,11 @@ def test_a_wrong_password_is_reported_within_5_s_of_the_access_point_rejecting_i
     late = record["end"] - rejected
     assert late <= 5, f"{case}: reported {late:.1f} s after the access point rejected it: {record}"
     assert "wrong password" in record["detail"], record
+
+
+def test_a_static_address_is_applied_without_dhcp(failures: vm.Run) -> None:
+    record = cases(failures)["static_ip"]
+    assert record["detail"] == "192.168.77.200", record
 
 
 def test_the_phone_says_the_device_passphrase_is_wrong(failures: vm.Run) -> None:

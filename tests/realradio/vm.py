@@ -78,9 +78,13 @@ def start(
     timeout: int = 420,
     env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path, float]:
-    """Start qemu running ``guest/<script>``; see ``wait``."""
-    out = BUILD / "out" / name
-    subprocess.run(["rm", "-rf", str(out)], check=True)
+    """Start qemu running ``guest/<script>``; see ``wait``. Its ``/out`` is
+    build/realradio/out/<name>-<this process's pid> (two test runs at once never share one)."""
+    out = BUILD / "out" / f"{name}-{os.getpid()}"
+    for old in (BUILD / "out").glob(f"{name}-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() or old == out:
+            subprocess.run(["rm", "-rf", str(old)], check=True)  # a finished run's
     out.mkdir(parents=True)
     append = [
         "console=ttyS0", "loglevel=4", "panic=-1", "quiet",
@@ -120,6 +124,14 @@ def wait(
     rc_file = out / "rc"
     rc = int(rc_file.read_text()) if rc_file.exists() and rc_file.read_text().strip() else None
     return Run(name=name, out=out, rc=rc, wall=time.monotonic() - started)
+
+
+def latest(name: str) -> Run:
+    """The last run of group ``name`` (for tests.realradio.report)."""
+    runs = sorted((BUILD / "out").glob(f"{name}-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise GuestError(f"no run of {name} in {BUILD / 'out'}: run the tier first")
+    return Run(name=name, out=runs[-1], rc=None, wall=0)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

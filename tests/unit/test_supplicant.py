@@ -28,15 +28,16 @@ def changed(path: str, **props: Any) -> Message:
 @pytest.mark.parametrize(
     ("props", "expected"),
     [
-        ({"AuthStatusCode": 1}, 1),  # hostapd: the SAE confirm did not verify
-        ({"AuthStatusCode": 15}, 15),
+        ({"AuthStatusCode": 1}, "authentication status 1"),  # SAE confirm did not verify
+        ({"AuthStatusCode": 15}, "authentication status 15"),
+        ({"DisconnectReason": 23}, "802.1X authentication failed, reason 23"),  # EAP refused
         ({"AuthStatusCode": 126}, None),  # SAE hash-to-element: a step of a good exchange
         ({"AuthStatusCode": 76}, None),  # anti-clogging token
         ({"AuthStatusCode": 0}, None),
         ({"DisconnectReason": 15}, None),  # WPA2's failure is NM's to report (reason 7)
     ],
 )
-def test_which_status_codes_are_a_rejected_password(props: dict[str, int], expected: int) -> None:
+def test_which_codes_are_a_rejected_password(props: dict[str, int], expected: str | None) -> None:
     assert supplicant.rejection(changed(IFACE, **props), IFACE) == expected
 
 

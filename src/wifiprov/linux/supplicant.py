@@ -3,10 +3,12 @@
 NetworkManager reports a wrong WPA2 password within seconds (reason 7, no secrets), but a wrong
 WPA3-SAE password (and a wrong password against a WPA2/WPA3 transition network, where the
 supplicant picks SAE) only after its 25 s supplicant timeout, as reason 53, "SSID not found"
-(measured on the real stack: docs/device.md). The access point said it earlier and plainly: it
-rejected the SAE authentication, and wpa_supplicant publishes that status code as its
-interface's ``AuthStatusCode`` property. ``wait_activated`` follows NM's activation as
-``NmClient.wait_activated`` does and ends it as a wrong password on such a rejection.
+(measured on the real stack: docs/device.md); a WPA-Enterprise EAP server refusing the password
+is reported ~22 s after it did. The access point said it earlier and plainly: it rejected the
+SAE authentication (wpa_supplicant publishes the status code as its interface's
+``AuthStatusCode`` property) or deauthenticated with reason 23 (``DisconnectReason``).
+``wait_activated`` follows NM's activation as ``NmClient.wait_activated`` does and ends it as a
+wrong password on such a rejection.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ I_INTERFACE = SUPPLICANT + ".Interface"
 # (unknown SAE password identifier). Codes that are steps of a good SAE exchange (76 anti-
 # clogging token, 77 group not supported, 126 hash-to-element) are not rejections.
 WRONG_PASSWORD_STATUS = {1, 15, 123}
+# The deauthentication reason a WPA-Enterprise network gives when its EAP server refused the
+# identity or password (IEEE 802.11 reason 23, "IEEE 802.1X authentication failed"): NM says so
+# only after its supplicant timeout, ~22 s later.
+EAP_FAILED_REASON = 23
 
 _MATCH = (
     f"type='signal',sender='{SUPPLICANT}',interface='{PROPERTIES}',member='PropertiesChanged',"
@@ -65,15 +71,19 @@ async def interface_path(client: NmClient, interface: str) -> str | None:
     return str(body[0])
 
 
-def rejection(msg: Message, path: str) -> int | None:
-    """The status code when ``msg`` says the access point rejected the password, else None."""
+def rejection(msg: Message, path: str) -> str | None:
+    """How the access point rejected the password, when ``msg`` says it did, else None."""
     if msg.path != path or msg.member != "PropertiesChanged" or msg.interface != PROPERTIES:
         return None
     if not msg.body or msg.body[0] != I_INTERFACE:
         return None
-    code = msg.body[1].get("AuthStatusCode")
-    value = int(code.value) if code is not None else 0
-    return value if value in WRONG_PASSWORD_STATUS else None
+    status = msg.body[1].get("AuthStatusCode")
+    if status is not None and int(status.value) in WRONG_PASSWORD_STATUS:
+        return f"authentication status {int(status.value)}"
+    reason = msg.body[1].get("DisconnectReason")
+    if reason is not None and int(reason.value) == EAP_FAILED_REASON:
+        return f"802.1X authentication failed, reason {EAP_FAILED_REASON}"
+    return None
 
 
 async def wait_activated(
@@ -94,14 +104,13 @@ async def wait_activated(
     async def sort() -> None:
         while True:
             msg = await queue.get()
-            code = rejection(msg, supplicant)
-            if code is not None:
-                log.info("%s: the access point rejected the password (status %d)",
-                         device.interface, code)  # fmt: skip
+            how = rejection(msg, supplicant)
+            if how is not None:
+                log.info("%s: the access point rejected the password (%s)", device.interface, how)
                 raise ActivationFailed(
                     Failure.AUTH,
                     REASON_NO_SECRETS,
-                    f"the access point rejected the password (authentication status {code})",
+                    f"the access point rejected the password ({how})",
                 )
             to_nm.put_nowait(msg)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dbus_fast import Message
 
-from wifiprov.device.radio.base import ConnectError
+from wifiprov.device.radio.base import ConnectError, StaticIp
 from wifiprov.device.radio.nm import NmRadio
 from wifiprov.linux import supplicant
 from wifiprov.linux.networkmanager import I_DEVICE, NmClient
@@ -46,6 +46,14 @@ CASES: dict[str, tuple[list[str] | None, str, str, bool, bool]] = {
     "hidden_wrong": (WPA2 + ["ignore_broadcast_ssid=1"], "Home Hidden", WRONG, True, True),
     "no_dhcp": (WPA2, "Home WiFi", PASSWORD, False, False),
 }
+# WPA2-Enterprise: PEAP/MSCHAPv2 against hostapd's own EAP server, user "alice".
+PEAP = ["ieee8021x=1", "eap_server=1", "eap_user_file=/run/eap/users", "wpa=2",
+        "wpa_key_mgmt=WPA-EAP", "rsn_pairwise=CCMP", "server_cert=/run/eap/server.pem",
+        "private_key=/run/eap/server.key"]  # fmt: skip
+CASES["peap_right"] = (PEAP, "Office", PASSWORD, False, True)
+CASES["peap_wrong"] = (PEAP, "Office", WRONG, False, True)
+CASES["static_ip"] = (WPA2, "Home WiFi", PASSWORD, False, False)
+STATIC = StaticIp(ip="192.168.77.200", mask="255.255.255.0", gw="192.168.77.1")
 # The same joins with NetworkManager's verdict alone (wpa_supplicant not watched), for the record.
 NM_ONLY = {"sae_wrong_nm_only": "sae_wrong", "mixed_wrong_nm_only": "mixed_wrong"}
 
@@ -91,6 +99,21 @@ async def wait_visible(radio: NmRadio, ssid: bytes, timeout: float = 40) -> None
     raise RuntimeError(f"{ssid!r} not in NetworkManager's scan after {timeout:g} s")
 
 
+def make_eap_server() -> None:
+    """A self-signed server certificate and the user file for hostapd's EAP server."""
+    folder = Path("/run/eap")
+    if (folder / "users").exists():
+        return
+    folder.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=radius.test", "-keyout", str(folder / "server.key"),
+         "-out", str(folder / "server.pem")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    (folder / "users").write_text(f'* PEAP\n"alice" MSCHAPV2 "{PASSWORD}" [2]\n')
+
+
 async def no_supplicant(client: NmClient, interface: str) -> None:
     return None
 
@@ -103,6 +126,12 @@ def write(record: dict[str, Any]) -> None:
 
 async def radio_case(name: str, radio: NmRadio, rec: Recorder) -> None:
     config, ssid, password, hidden, dhcp = CASES[NM_ONLY.get(name, name)]
+    options: dict[str, Any] = {}
+    if config is PEAP:
+        make_eap_server()
+        options.update(identity="alice", eap="peap")
+    if name == "static_ip":
+        options.update(static=STATIC)
     if config is not None:
         shell(f"ap_start wlan1 'ssid={ssid}' " + " ".join(f"'{line}'" for line in config))
         shell("dhcp_start wlan1 192.168.77" if dhcp else "dhcp_stop wlan1")
@@ -116,7 +145,7 @@ async def radio_case(name: str, radio: NmRadio, rec: Recorder) -> None:
     if name in NM_ONLY:
         supplicant.interface_path = no_supplicant  # type: ignore[assignment]
     try:
-        info = await radio.connect(ssid.encode(), password, hidden=hidden, timeout=90)
+        info = await radio.connect(ssid.encode(), password, hidden=hidden, timeout=90, **options)
         record.update(result="joined", detail=info.ip)
     except ConnectError as exc:
         record.update(result=exc.failure.value, code=int(exc.code), detail=str(exc))

@@ -640,13 +640,13 @@ class NmRadio(Radio):
 async def _supplicant_for(
     client: NmClient, device: WifiDevice, settings: nms.Settings
 ) -> str | None:
-    """wpa_supplicant's interface to watch for a rejected password: joins with a WPA personal
-    password (a WPA3-SAE rejection is otherwise reported late, as "not found")."""
+    """wpa_supplicant's interface to watch for a rejected password: joins with a WPA password
+    (a WPA3-SAE rejection is otherwise reported late, as "not found"; an EAP one late)."""
     security = settings.get("802-11-wireless-security", {})
     wireless = settings.get("802-11-wireless", {})
     mode = wireless["mode"].value if "mode" in wireless else "infrastructure"
     key_mgmt = security["key-mgmt"].value if "key-mgmt" in security else ""
-    if mode == "ap" or key_mgmt not in ("wpa-psk", "sae"):
+    if mode == "ap" or key_mgmt not in ("wpa-psk", "sae", "wpa-eap"):
         return None
     return await supplicant.interface_path(client, device.interface)
 
