@@ -191,12 +191,14 @@ class BleakLink:
 
     @classmethod
     async def connect(
-        cls, address: str, timeout: float = 20.0, adapter: str | None = None
+        cls, device: Any, timeout: float = 20.0, adapter: str | None = None
     ) -> BleakLink:
+        """``device``: bleak's ``BLEDevice`` from the scan (an address alone makes bleak scan
+        again to find it, which misses devices that advertise rarely)."""
         from bleak import BleakClient
 
         kwargs: dict[str, Any] = {"bluez": {"adapter": adapter}} if adapter else {}
-        client = BleakClient(address, timeout=timeout, **kwargs)
+        client = BleakClient(device, timeout=timeout, **kwargs)
         await client.connect()
         link = cls(client)
         await client.start_notify(inject.TX_UUID, lambda _char, data: link._got(bytes(data)))
@@ -218,31 +220,37 @@ class BleakLink:
         await self.client.disconnect()
 
 
-async def bleak_scan(timeout: float = 5.0, adapter: str | None = None) -> list[Found]:
-    """Devices advertising the Inject service, strongest first."""
+async def bleak_scan(
+    timeout: float = 5.0, adapter: str | None = None, seen: dict[str, Any] | None = None
+) -> list[Found]:
+    """Devices advertising the Inject service, strongest first; ``seen`` gets bleak's
+    ``BLEDevice`` of each, by address."""
     from bleak import BleakScanner
 
     kwargs: dict[str, Any] = {"service_uuids": [inject.SERVICE_UUID]}
     if adapter:
         kwargs["bluez"] = {"adapter": adapter}
-    seen = await BleakScanner.discover(timeout=timeout, return_adv=True, **kwargs)
-    found = [
-        Found(device.address, adv.local_name or device.name or "", adv.rssi)
-        for device, adv in seen.values()
-        if inject.SERVICE_UUID in [u.lower() for u in adv.service_uuids]
-    ]
+    heard = await BleakScanner.discover(timeout=timeout, return_adv=True, **kwargs)
+    found = []
+    for device, adv in heard.values():
+        if inject.SERVICE_UUID in [u.lower() for u in adv.service_uuids]:
+            found.append(Found(device.address, adv.local_name or device.name or "", adv.rssi))
+            if seen is not None:
+                seen[device.address] = device
     return sorted(found, key=lambda f: -f.rssi)
 
 
 class BleakCentral:
     def __init__(self, adapter: str | None = None) -> None:
         self.adapter = adapter
+        self._devices: dict[str, Any] = {}  # bleak's BLEDevice of each address scanned
 
     async def find(self, timeout: float) -> list[Found]:
-        return await bleak_scan(timeout, self.adapter)
+        return await bleak_scan(timeout, self.adapter, self._devices)
 
     async def open(self, address: str) -> Link:
-        return await BleakLink.connect(address, adapter=self.adapter)
+        device = self._devices.get(address, address)
+        return await BleakLink.connect(device, adapter=self.adapter)
 
 
 def signal(rssi: int) -> str:
