@@ -74,6 +74,12 @@ class Rig:
 
 
 @pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only: BLE never touches the database (the SoftAP tests cover both backends)."""
+    return str(tmp_path / "cloud.sqlite3")
+
+
+@pytest.fixture
 def ble_code() -> str | None:
     return None  # overridden by tests of a device that requires its label's code
 

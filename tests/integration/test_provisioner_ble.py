@@ -12,6 +12,7 @@ from tests.integration.test_device_ble import (  # noqa: F401 (fixtures)
     PASSWORD,
     Rig,
     ble_code,
+    db_url,
     rig,
 )
 from wifiprov.demo import run_demo
