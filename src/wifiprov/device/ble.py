@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from wifiprov.device import machine as sm
 from wifiprov.device.machine import State
 from wifiprov.wire import edgent, inject, naming
 
@@ -139,6 +140,7 @@ class BleProvisioning:
             self._send(exc.reply)
             return
         agent.session.seen(who)
+        agent.dispatch(sm.PortalActivity())  # a provisioner is talking: CONFIGURING stays
         handler = HANDLERS[req.kind]
         try:
             handler(self, agent, who, central, req.fields)
@@ -159,8 +161,6 @@ class BleProvisioning:
 
     # --- requests ---
     def _info(self, agent: Agent, who: str, central: str, fields: Any) -> None:
-        from wifiprov.device import machine as sm
-
         c = agent.config
         agent.dispatch(sm.BoardInfoRead())
         self._send(
