@@ -6,13 +6,14 @@ import asyncio
 import json
 import re
 import time
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus
-from wifiprov.cloud.db import Database, inserted_id
+from wifiprov.cloud.db import Database
 from wifiprov.cloud.db.schema import (
     NAME_LENGTH,
     device_events,
@@ -46,43 +47,23 @@ def well_formed_token(token: bytes) -> bool:
     return TOKEN.fullmatch(token) is not None
 
 
-class DeviceLogins:
-    """Checks device logins against the database, many per query.
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
-    A burst of logins (a fleet reconnecting after a restart or an outage) would otherwise cost a
-    round trip each. Requests queue up while a query is in flight and the next query takes them
-    all (up to ``batch``), so a lone login waits for one query and a burst for a few.
-    Provisioning-token claims (first logins) are rare and go one by one.
-    """
 
-    def __init__(self, db: Database, hasher: TokenHasher, bus: Bus, batch: int = 500) -> None:
-        self.db, self.hasher, self.bus, self.batch = db, hasher, bus, batch
-        self._queue: list[tuple[str, asyncio.Future[DeviceAuth | None]]] = []
+class Batcher(Generic[_In, _Out]):
+    """Calls that queue up while one batch is in flight go together in the next (up to
+    ``size``): ``run`` takes the items and answers each, in order. A lone call waits for one
+    batch; a burst for a few. An exception from ``run`` is every caller of that batch's."""
+
+    def __init__(self, run: Callable[[list[_In]], Awaitable[list[_Out]]], size: int) -> None:
+        self.run, self.size = run, size
+        self._queue: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._draining = False
 
-    async def authenticate(self, token: bytes) -> DeviceAuth | PendingClaim | None:
-        """The device behind an auth token, or the provisioning request it may claim (the
-        gateway decides the claim with the device's info: ``commit_claim``/``refuse_claim``).
-
-        None means only "no such token, it expired unclaimed, its claim was refused, or its
-        device was deleted" (status 9). An unreachable database raises DatabaseUnavailable.
-        """
-        if not well_formed_token(token):
-            return None
-        token_hash = self.hasher(token)
-        found = await self._device(token_hash)
-        if found is not None:
-            return found
-        pending = await pending_claim(self.db, token_hash)
-        if pending is not None:
-            return pending
-        # A claim of this token (by another connection of the same device, reconnecting at
-        # once) may have committed between the two queries above: the device exists now.
-        return await self._device(token_hash)
-
-    async def _device(self, token_hash: str) -> DeviceAuth | None:
-        future: asyncio.Future[DeviceAuth | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((token_hash, future))
+    async def __call__(self, item: _In) -> _Out:
+        future: asyncio.Future[_Out] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -91,21 +72,65 @@ class DeviceLogins:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                batch, self._queue = self._queue[: self.size], self._queue[self.size :]
                 try:
-                    found = await self._lookup([h for h, _ in batch])
+                    answers = await self.run([item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for token_hash, future in batch:
+                for (_, future), answer in zip(batch, answers, strict=True):
                     if not future.done():
-                        future.set_result(found.get(token_hash))
+                        future.set_result(answer)
         finally:
             self._draining = False
 
-    async def _lookup(self, hashes: list[str]) -> dict[str, DeviceAuth]:
+
+class DeviceLogins:
+    """Checks device logins against the database, many per query, and claims provisioning
+    tokens many per transaction.
+
+    A burst of logins (a fleet reconnecting after a restart or an outage, a pallet of devices
+    provisioned at once) would otherwise cost a round trip each: device look-ups, pending-claim
+    look-ups and claim commits each go through a ``Batcher``.
+    """
+
+    def __init__(self, db: Database, hasher: TokenHasher, bus: Bus, batch: int = 500) -> None:
+        self.db, self.hasher, self.bus, self.batch = db, hasher, bus, batch
+        self._devices: Batcher[str, DeviceAuth | None] = Batcher(self._lookup, batch)
+        self._pending: Batcher[str, PendingClaim | None] = Batcher(self._pending_claims, batch)
+        self._commits: Batcher[tuple[PendingClaim, str | None], DeviceAuth | None] = Batcher(
+            lambda items: commit_claims(self.db, items), batch
+        )
+
+    async def authenticate(self, token: bytes) -> DeviceAuth | PendingClaim | None:
+        """The device behind an auth token, or the provisioning request it may claim (the
+        gateway decides the claim with the device's info: ``commit``/``refuse_claim``).
+
+        None means only "no such token, it expired unclaimed, its claim was refused, or its
+        device was deleted" (status 9). An unreachable database raises DatabaseUnavailable.
+        """
+        if not well_formed_token(token):
+            return None
+        token_hash = self.hasher(token)
+        found = await self._devices(token_hash)
+        if found is not None:
+            return found
+        pending = await self._pending(token_hash)
+        if pending is not None:
+            return pending
+        # A claim of this token (by another connection of the same device, reconnecting at
+        # once) may have committed between the two queries above: the device exists now.
+        return await self._devices(token_hash)
+
+    async def commit(
+        self, pending: PendingClaim, reported_template: str | None
+    ) -> DeviceAuth | None:
+        """``commit_claim``, batched with the claims committing at the same time."""
+        return await self._commits((pending, reported_template))
+
+    async def _lookup(self, hashes: list[str]) -> list[DeviceAuth | None]:
         query = select(
             devices.c.token_hash,
             devices.c.id,
@@ -116,10 +141,15 @@ class DeviceLogins:
         ).where(devices.c.token_hash.in_(set(hashes)))
         async with self.db.begin() as conn:
             rows = (await conn.execute(query)).all()
-        return {
+        found = {
             r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None, r.meta)
             for r in rows
         }
+        return [found.get(h) for h in hashes]
+
+    async def _pending_claims(self, hashes: list[str]) -> list[PendingClaim | None]:
+        found = await pending_claims(self.db, hashes)
+        return [found.get(h) for h in hashes]
 
 
 class PendingClaim(NamedTuple):
@@ -134,26 +164,29 @@ class PendingClaim(NamedTuple):
     token_last4: str
 
 
-async def pending_claim(db: Database, token_hash: str) -> PendingClaim | None:
-    """The unclaimed, unexpired, unrefused provisioning request of this token, if any."""
+async def pending_claims(db: Database, hashes: list[str]) -> dict[str, PendingClaim]:
+    """The unclaimed, unexpired, unrefused provisioning requests of these token hashes."""
     async with db.begin() as conn:
-        req = (
+        rows = (
             await conn.execute(
                 select(provisioning_requests).where(
-                    provisioning_requests.c.token_hash == token_hash
+                    provisioning_requests.c.token_hash.in_(set(hashes))
                 )
             )
-        ).first()
-    if (
-        req is None
-        or req.claimed_at is not None
-        or req.refused_reason is not None
-        or req.expires_at <= time.time()
-    ):
-        return None
-    return PendingClaim(
-        req.id, req.org_id, req.template_id, req.user_id, token_hash, req.token_last4
-    )
+        ).all()
+    now = time.time()
+    return {
+        req.token_hash: PendingClaim(
+            req.id, req.org_id, req.template_id, req.user_id, req.token_hash, req.token_last4
+        )
+        for req in rows
+        if req.claimed_at is None and req.refused_reason is None and req.expires_at > now
+    }
+
+
+async def pending_claim(db: Database, token_hash: str) -> PendingClaim | None:
+    """The unclaimed, unexpired, unrefused provisioning request of this token, if any."""
+    return (await pending_claims(db, [token_hash])).get(token_hash)
 
 
 async def commit_claim(
@@ -161,45 +194,84 @@ async def commit_claim(
 ) -> DeviceAuth | None:
     """Claim: the request is marked claimed and the device created, in one transaction. None
     when another login won the token meanwhile (or it was refused)."""
+    return (await commit_claims(db, [(pending, reported_template)]))[0]
+
+
+async def commit_claims(
+    db: Database, claims: list[tuple[PendingClaim, str | None]]
+) -> list[DeviceAuth | None]:
+    """Many claims in one transaction, a statement per step for all of them: the requests
+    marked claimed (``UPDATE … RETURNING``: only a request nobody claimed or refused yet), the
+    devices created (one multi-row ``INSERT … RETURNING``), the requests pointed at them. For
+    each claim its device, or None when the token was won by another login (one in the same
+    batch included: the first wins) or refused. A failure anywhere rolls all of it back."""
     now = time.time()
+    requests = provisioning_requests
+    answers: list[DeviceAuth | None] = [None] * len(claims)
     async with db.begin() as conn:
-        # Only one of two racing first logins may win the token.
-        won = await conn.execute(
-            update(provisioning_requests)
-            .where(
-                provisioning_requests.c.id == pending.request_id,
-                provisioning_requests.c.claimed_at.is_(None),
-                provisioning_requests.c.refused_reason.is_(None),
+        won = set(
+            (
+                await conn.execute(
+                    update(requests)
+                    .where(
+                        requests.c.id.in_({p.request_id for p, _ in claims}),
+                        requests.c.claimed_at.is_(None),
+                        requests.c.refused_reason.is_(None),
+                    )
+                    .values(claimed_at=now)
+                    .returning(requests.c.id)
+                )
+            ).scalars()
+        )
+        winners: dict[int, int] = {}  # request id -> index of the claim that won it
+        for i, (pending, _) in enumerate(claims):
+            if pending.request_id in won and pending.request_id not in winners:
+                winners[pending.request_id] = i
+        if not winners:
+            return answers
+        chosen = [claims[i] for i in winners.values()]
+        names = dict(
+            (
+                await conn.execute(
+                    select(templates.c.id, templates.c.name).where(
+                        templates.c.id.in_({p.template_id for p, _ in chosen})
+                    )
+                )
+            ).all()
+        )
+        created = (
+            await conn.execute(
+                devices.insert().returning(devices.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "org_id": p.org_id,
+                        "template_id": p.template_id,
+                        "name": f"{names.get(p.template_id, p.template_id)} {p.token_last4}",
+                        "token_hash": p.token_hash,
+                        "token_last4": p.token_last4,
+                        "created_at": now,
+                        "created_by": p.user_id,
+                        "info": "{}",
+                        "reported_template": reported,
+                    }
+                    for p, reported in chosen
+                ],
             )
-            .values(claimed_at=now)
-        )
-        if won.rowcount != 1:
-            return None
-        template_name = await conn.scalar(
-            select(templates.c.name).where(templates.c.id == pending.template_id)
-        )
-        result = await conn.execute(
-            devices.insert().values(
-                org_id=pending.org_id,
-                template_id=pending.template_id,
-                name=f"{template_name} {pending.token_last4}",
-                token_hash=pending.token_hash,
-                token_last4=pending.token_last4,
-                created_at=now,
-                created_by=pending.user_id,
-                info="{}",
-                reported_template=reported_template,
-            )
-        )
-        device_id = inserted_id(result)
+        ).scalars()
+        device_ids = list(created)
         await conn.execute(
-            update(provisioning_requests)
-            .where(provisioning_requests.c.id == pending.request_id)
-            .values(device_id=device_id)
+            update(requests)
+            .where(requests.c.id == bindparam("request"))
+            .values(device_id=bindparam("device")),
+            [
+                {"request": p.request_id, "device": device_id}
+                for (p, _), device_id in zip(chosen, device_ids, strict=True)
+            ],
         )
-    return DeviceAuth(
-        device_id, pending.org_id, pending.template_id, None, pending.request_id, None
-    )
+    for index, device_id in zip(winners.values(), device_ids, strict=True):
+        p = claims[index][0]
+        answers[index] = DeviceAuth(device_id, p.org_id, p.template_id, None, p.request_id, None)
+    return answers
 
 
 async def refuse_claim(db: Database, pending: PendingClaim, reason: str) -> bool:

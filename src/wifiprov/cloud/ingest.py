@@ -70,6 +70,10 @@ class DeviceDataWriter:
         self.seen: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one flush at a time: flush() is a barrier
+        # flush() tickets: every call takes one; a write that starts after a ticket was taken
+        # covers it, so callers queued behind one write share the next instead of one each.
+        self._asked = 0
+        self._covered = 0
 
     # --- called by the gateway, never blocking ---
     def pin(self, device_id: int, pin: int, values: list[str], now: float) -> None:
@@ -150,9 +154,17 @@ class DeviceDataWriter:
                 log.exception("flushing device data failed")
 
     async def flush(self) -> None:
-        """Write everything received so far (waiting for a flush already under way)."""
+        """Write everything received so far (waiting for a flush already under way). Many
+        callers at once (a burst of claims, each waiting for its device to show online) share
+        writes: a caller whose data a write that started after its call has covered returns."""
+        self._asked += 1
+        ticket = self._asked
         async with self._flushing:
+            if self._covered >= ticket:
+                return
+            covers = self._asked  # everything asked so far was received before this write
             await self._flush()
+            self._covered = covers
 
     async def _flush(self) -> None:
         values, self.values = self.values, {}

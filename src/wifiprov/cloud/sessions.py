@@ -389,7 +389,7 @@ class DeviceSessions:
                 conn.refuse_info(found[0])
             conn.close(None)
             return None
-        auth = await devices.commit_claim(self.db, pending, reported[:32] if reported else None)
+        auth = await self.logins.commit(pending, reported[:32] if reported else None)
         if auth is None:  # another login won the token: it is that device's token now
             again = await self.logins.authenticate(token)
             if not isinstance(again, devices.DeviceAuth):
