@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import httpx
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, start_cloud, stop_cloud, with_owner
 from tests.integration.support import (
@@ -25,7 +26,7 @@ from tests.integration.support import (
 from wifiprov.cloud import accounts
 from wifiprov.cloud.bus import DEVICE_LOGINS
 from wifiprov.cloud.db import Database
-from wifiprov.cloud.db.schema import devices
+from wifiprov.cloud.db.schema import devices, pin_values
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire.blynk import Command, Status
 
@@ -237,3 +238,56 @@ async def test_a_late_login_announcement_does_not_end_a_newer_connection(pg_db: 
         assert await device.wait_closed(5.0)  # a newer login elsewhere replaces this one
     finally:
         await stop_cloud(cloud, task)
+
+
+async def test_a_node_that_loses_nats_keeps_serving_its_devices_and_says_so(
+    pg_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = NATS.removeprefix("nats://").rsplit(":", 1)
+    proxy = CuttableProxy((host, int(port)))
+    await proxy.start()
+    settings = CloudSettings(
+        db_url=pg_db,
+        http=("127.0.0.1", 0),
+        gateway=("127.0.0.1", 0),
+        public_host="cloud.test",
+        bus_url=f"nats://127.0.0.1:{proxy.port}",
+        node_id="node-alone",
+    )
+    cloud, task = await start_cloud(settings)
+    try:
+        rc = await with_owner(cloud)
+        device_id, _, device = await online_device(rc)
+        caplog.set_level("WARNING", logger="wifiprov.bus")
+        await proxy.cut()
+
+        async def said_lost() -> bool:
+            return "lost the bus" in caplog.text
+
+        await until(said_lost, 10)
+        # its own device goes on: heartbeats answered, values stored
+        await device.send(Command.HARDWARE, 10, "vw", "3", "still here")
+        await device.send(Command.PING, 11)  # answered after the write was taken in
+        frame = await device.recv()
+        assert frame is not None and frame.status == Status.OK
+        await cloud.writer.flush()
+        async with cloud.db.begin() as conn:
+            stored = await conn.scalar(
+                select(pin_values.c.value).where(
+                    pin_values.c.device_id == device_id, pin_values.c.pin == 3
+                )
+            )
+        assert stored is not None and "still here" in stored
+        # and a device logging in meanwhile is served too (its announcement waits or is dropped)
+        _, _, other = await online_device(rc)
+        await proxy.start()
+
+        async def said_back() -> bool:
+            return "is back" in caplog.text
+
+        await until(said_back, 20)
+        device.close()
+        other.close()
+    finally:
+        await stop_cloud(cloud, task)
+        await proxy.cut()

@@ -16,6 +16,7 @@ Messages are small JSON objects on a few subjects:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -114,13 +115,42 @@ class NatsBus:
     async def connect(cls, url: str, namespace: str) -> NatsBus:
         import nats
 
-        nc = await nats.connect(url, name="wifiprov", max_reconnect_attempts=-1, connect_timeout=5)
+        async def lost() -> None:
+            log.warning(
+                "lost the bus (NATS at %s): this node keeps serving the devices it holds; "
+                "other nodes' commands, logins and presence reach it once the bus is back",
+                url,
+            )
+
+        async def back() -> None:
+            log.warning("the bus (NATS at %s) is back", url)
+
+        async def error(exc: Exception) -> None:
+            log.debug("bus: %s", exc)
+
+        nc = await nats.connect(
+            url,
+            name="wifiprov",
+            max_reconnect_attempts=-1,
+            connect_timeout=5,
+            disconnected_cb=lost,
+            reconnected_cb=back,
+            error_cb=error,
+        )
         return cls(nc, namespace)
 
     async def publish(self, subject: str, message: Message) -> None:
-        await self._nc.publish(f"{self._ns}.{subject}", json.dumps(message).encode())
+        """Publish, or (the bus is away and its buffer full) drop with a warning: the bus
+        carries what other nodes should hear now; what must last is in the database."""
+        from nats.errors import Error as NatsError
+
+        try:
+            await self._nc.publish(f"{self._ns}.{subject}", json.dumps(message).encode())
+        except NatsError as exc:
+            log.warning("bus away: %s not published (%s)", subject, exc)
 
     async def request(self, subject: str, message: Message, timeout: float) -> Message | None:
+        from nats.errors import Error as NatsError
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
@@ -129,6 +159,9 @@ class NatsBus:
                 f"{self._ns}.{subject}", json.dumps(message).encode(), timeout=timeout
             )
         except (NatsTimeout, NoRespondersError, TimeoutError):
+            return None
+        except NatsError as exc:  # the bus is away: nobody can be asked
+            log.warning("bus away: %s not asked (%s)", subject, exc)
             return None
         try:
             reply = json.loads(msg.data)
@@ -153,7 +186,13 @@ class NatsBus:
         return sub  # type: ignore[no-any-return]
 
     async def close(self) -> None:
-        await self._nc.drain()
+        from nats.errors import Error as NatsError
+
+        try:
+            await self._nc.drain()
+        except (NatsError, OSError):  # the bus is away: nothing to drain into it
+            with contextlib.suppress(NatsError, OSError):
+                await self._nc.close()
 
 
 async def make_bus(url: str | None, namespace: str = "wifiprov") -> Bus:
