@@ -281,7 +281,7 @@ def _claim_sim_device(values: dict[str, Any]) -> dict[str, Any]:
 
 async def _run(values: dict[str, Any]) -> None:
     from wifiprov.device.agent import Agent
-    from wifiprov.device.radio.base import make_radio
+    from wifiprov.device.radio import make_radio
     from wifiprov.device.store import ConfigStore
     from wifiprov.sim.air import default_directory
 

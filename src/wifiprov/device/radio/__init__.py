@@ -10,8 +10,8 @@ from wifiprov.device.radio.base import (
     RadioStatus,
     ScanEntry,
     StationInfo,
-    make_radio,
 )
+from wifiprov.device.radio.factory import RADIO_KINDS, make_radio
 
 __all__ = [
     "AP_ADDRESS",
@@ -23,5 +23,6 @@ __all__ = [
     "RadioStatus",
     "ScanEntry",
     "StationInfo",
+    "RADIO_KINDS",
     "make_radio",
 ]

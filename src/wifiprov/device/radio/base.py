@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wifiprov.wire.edgent import ScanEntry
 from wifiprov.wire.errors import ProvisioningError
@@ -35,7 +35,6 @@ __all__ = [
     "ScanEntry",
     "StaticIp",
     "StationInfo",
-    "make_radio",
 ]
 
 log = logging.getLogger(__name__)
@@ -363,23 +362,3 @@ def _call_each(callbacks: list[LinkLostCallback], reason: str) -> None:
             callback(reason)
         except Exception:
             log.exception("radio callback %r failed", callback)
-
-
-RADIO_KINDS = ("sim", "nm")
-
-
-def make_radio(kind: str, **options: Any) -> Radio:
-    """The radio backend ``kind`` built with ``options``.
-
-    ``sim``: ``SimRadio`` options (``air`` may be an ``Air`` or its folder, ``device_id``, ...).
-    ``nm``: ``NmRadio`` options (``interface``, ``takeover``, ``country``, ``snippet_dir``, ...);
-    ``await radio.open()`` reaches NetworkManager and learns the MAC before the agent starts."""
-    if kind == "sim":
-        from wifiprov.device.radio.sim import SimRadio
-
-        return SimRadio(**options)
-    if kind == "nm":
-        from wifiprov.device.radio.nm import NmRadio
-
-        return NmRadio(**options)
-    raise ValueError(f"unknown radio {kind!r}: choose one of {', '.join(RADIO_KINDS)}")
