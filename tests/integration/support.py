@@ -157,3 +157,45 @@ async def wait_http(url: str, exited: Callable[[], bool], timeout: float = 30) -
                     return
             except httpx.HTTPError:
                 await asyncio.sleep(0.1)
+
+
+async def seed_devices(url: str, count: int) -> dict[int, str]:
+    """A database (migrated if new) with an owner (owner@example.com), an organization, a
+    template and ``count`` claimed devices, without a cloud running; their tokens by device id."""
+    from sqlalchemy import select
+
+    from tests.conftest import PASSWORD
+    from wifiprov.cloud import accounts, templates
+    from wifiprov.cloud.db import Database
+    from wifiprov.cloud.db.schema import devices
+    from wifiprov.cloud.tokens import TokenHasher, new_token
+
+    db = Database(url)
+    try:
+        await db.migrate()
+        hasher = await TokenHasher.load(db)
+        owner = await accounts.create_user(db, "owner@example.com", PASSWORD)
+        org = await accounts.create_org(db, "Acme", owner)
+        who = await accounts.authenticate(
+            db, hasher, await accounts.sign_in(db, hasher, "owner@example.com", PASSWORD)
+        )
+        template = await templates.create_template(db, who, org, "Lamp")
+        tokens = [new_token() for _ in range(count)]
+        rows: list[dict[str, Any]] = [
+            {
+                "org_id": org,
+                "template_id": template["id"],
+                "name": f"Lamp {i}",
+                "token_hash": hasher(token),
+                "token_last4": token[-4:],
+                "created_at": 0.0,
+                "info": "{}",
+            }
+            for i, token in enumerate(tokens)
+        ]
+        async with db.begin() as conn:
+            await conn.execute(devices.insert(), rows)
+            ids = dict((await conn.execute(select(devices.c.token_hash, devices.c.id))).all())
+        return {ids[hasher(token)]: token for token in tokens}
+    finally:
+        await db.close()

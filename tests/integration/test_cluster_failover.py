@@ -20,48 +20,14 @@ from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD
 from tests.integration.fleet import Fleet
-from tests.integration.support import free_port, until, wait_http
+from tests.integration.support import free_port, seed_devices, until, wait_http
 from tests.integration.test_cluster_and_faults import CuttableProxy
-from wifiprov.cloud import accounts, templates
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.db.schema import devices
-from wifiprov.cloud.tokens import TokenHasher, new_token
 
 NATS = os.environ.get("WIFIPROV_TEST_NATS", "nats://127.0.0.1:4222")
 DEVICES = 3000
 LEASE = 2.0
-
-
-async def _seed(url: str, count: int) -> tuple[dict[int, str], int]:
-    """An owner, a template and ``count`` claimed devices; their tokens by device id, the org."""
-    db = Database(url)
-    try:
-        hasher = await TokenHasher.load(db)
-        owner = await accounts.create_user(db, "owner@example.com", PASSWORD)
-        org = await accounts.create_org(db, "Acme", owner)
-        who = await accounts.authenticate(
-            db, hasher, await accounts.sign_in(db, hasher, "owner@example.com", PASSWORD)
-        )
-        template = await templates.create_template(db, who, org, "Lamp")
-        tokens = [new_token() for _ in range(count)]
-        rows: list[dict[str, Any]] = [
-            {
-                "org_id": org,
-                "template_id": template["id"],
-                "name": f"Lamp {i}",
-                "token_hash": hasher(token),
-                "token_last4": token[-4:],
-                "created_at": 0.0,
-                "info": "{}",
-            }
-            for i, token in enumerate(tokens)
-        ]
-        async with db.begin() as conn:
-            await conn.execute(devices.insert(), rows)
-            ids = dict((await conn.execute(select(devices.c.token_hash, devices.c.id))).all())
-        return {ids[hasher(token)]: token for token in tokens}, org
-    finally:
-        await db.close()
 
 
 class Node:
@@ -135,7 +101,7 @@ async def _api(node: Node) -> httpx.AsyncClient:
 
 
 async def test_three_nodes_lose_one_and_keep_every_device(pg_db: str) -> None:
-    tokens, _ = await _seed(pg_db, DEVICES)
+    tokens = await seed_devices(pg_db, DEVICES)
     nodes = [Node(name, pg_db) for name in "abc"]
     fleet: Fleet | None = None
     try:
@@ -211,7 +177,7 @@ async def test_three_nodes_lose_one_and_keep_every_device(pg_db: str) -> None:
 async def test_a_node_cut_off_from_the_database_loses_and_regains_its_devices(
     pg_db: str,
 ) -> None:
-    tokens, _ = await _seed(pg_db, 30)
+    tokens = await seed_devices(pg_db, 30)
     host, port = pg_db.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
     proxy = CuttableProxy((host, int(port)))
     await proxy.start()

@@ -14,44 +14,18 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-from tests.integration.support import RawDevice, free_port, until, wait_http
-from wifiprov.cloud import accounts, templates
+from tests.integration.support import RawDevice, free_port, seed_devices, until, wait_http
 from wifiprov.cloud.bus import DEVICE_PRESENCE, Message, make_bus
 from wifiprov.cloud.db import Database
 from wifiprov.cloud.db.schema import devices, nodes
 from wifiprov.cloud.leases import NodeLease
-from wifiprov.cloud.tokens import TokenHasher, new_token
 from wifiprov.wire.blynk import Status
 
 
 async def _seed(path: Path | str) -> str:
     """A database with one device; its token."""
-    db = Database(str(path))
-    try:
-        await db.migrate()
-        hasher = await TokenHasher.load(db)
-        user = await accounts.create_user(db, "owner@example.com", PASSWORD)
-        org = await accounts.create_org(db, "Acme", user)
-        who = await accounts.authenticate(
-            db, hasher, await accounts.sign_in(db, hasher, "owner@example.com", PASSWORD)
-        )
-        template = await templates.create_template(db, who, org, "Lamp")
-        token = new_token()
-        async with db.begin() as conn:
-            await conn.execute(
-                devices.insert().values(
-                    org_id=org,
-                    template_id=template["id"],
-                    name="Lamp",
-                    token_hash=hasher(token),
-                    token_last4=token[-4:],
-                    created_at=0.0,
-                    info="{}",
-                )
-            )
-        return token
-    finally:
-        await db.close()
+    (token,) = (await seed_devices(str(path), 1)).values()
+    return token
 
 
 async def _online_node(path: Path | str) -> str | None:
