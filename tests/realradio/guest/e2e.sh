@@ -71,7 +71,7 @@ LOGIN="logged in to the cloud"; OPENED="access point '.*' open"
 say "opened_before=$(count "$OPENED" $D)"
 n=$(count "$LOGIN" $D); t0=$(now)
 ap_stop wlan2                                   # the home AP goes away ...
-wait_more "link lost\|connection lost" $D 0 60 && say "ap_gone_noticed=$(echo "$(now) - $t0" | bc)"
+wait_more "link lost\|cloud connection lost" $D 0 90 && say "ap_gone_noticed=$(echo "$(now) - $t0" | bc)"
 sleep 5
 ap_start wlan2 "ssid=Home WiFi" "wpa=2" "wpa_key_mgmt=WPA-PSK" "rsn_pairwise=CCMP" "wpa_passphrase=correct horse"
 t1=$(now)                                       # ... and comes back 5 s after the device noticed

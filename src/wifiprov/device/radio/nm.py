@@ -355,6 +355,10 @@ class NmRadio(Radio):
             client, device = await self._ready()
         except NmError as exc:
             raise ConnectError(ConnectFailure.OTHER, str(exc)) from None
+        except DBusError as exc:  # back on the bus, its objects not yet there (a restart)
+            raise ConnectError(
+                ConnectFailure.OTHER, f"NetworkManager is not ready: {exc.text}"
+            ) from None
         async with self._operation():
             try:
                 return await self._join(
@@ -460,6 +464,10 @@ class NmRadio(Radio):
             client, _ = await self._ready()
         except NmError as exc:
             raise ConnectError(ConnectFailure.OTHER, str(exc)) from None
+        except DBusError as exc:  # back on the bus, its objects not yet there (a restart)
+            raise ConnectError(
+                ConnectFailure.OTHER, f"NetworkManager is not ready: {exc.text}"
+            ) from None
         wired = self._wired_device
         if wired is None:
             if self.wired_interface:
