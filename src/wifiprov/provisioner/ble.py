@@ -40,7 +40,7 @@ STATUS_WORDS = {
 
 
 SCAN_TIMEOUT = 5.0  # seconds of BLE scanning for devices
-CONNECT_ATTEMPTS = 3
+CONNECT_ATTEMPTS = 5  # BlueZ often fails service discovery right after a previous connection
 
 
 class Link(Protocol):
@@ -410,7 +410,7 @@ class BleProvisioner(Provisioner):
                         f"cannot connect to '{found.name}' over Bluetooth: {exc}",
                         "come closer to the device and try again",
                     ) from None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(float(attempt))  # 1, 2, 3, 4 s: bounded, about 10 s in all
         raise AssertionError("unreachable")
 
     def _pick(self, networks: list[dict[str, Any]], choices: Choices) -> tuple[str, str]:
