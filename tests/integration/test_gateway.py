@@ -55,17 +55,16 @@ async def test_sync_sees_a_value_whose_write_is_under_way(cloud: RunningCloud) -
     held, release = asyncio.Event(), asyncio.Event()
     real_write = writer._write
 
-    async def slow_write(*args: object) -> None:
-        held.set()
-        await release.wait()
-        await real_write(*args)  # type: ignore[arg-type]
+    async def slow_write(values: dict[object, object], *rest: object) -> None:
+        if values:  # the write that carries the value: hold it half-way
+            held.set()
+            await release.wait()
+        await real_write(values, *rest)  # type: ignore[arg-type]
 
-    writer._write = slow_write  # type: ignore[method-assign]
+    writer._write = slow_write  # type: ignore[method-assign,assignment]
     try:
         await dev.send(Command.HARDWARE, 3, "vw", "1", "42")
-        async with asyncio.timeout(5):
-            while not writer.values:
-                await asyncio.sleep(0.01)
+        # the writer's own 0.2 s flush (or this one) takes the value and is held writing it
         flushing = asyncio.create_task(writer.flush())
         await asyncio.wait_for(held.wait(), 5)
         await dev.send(Command.HARDWARE_SYNC, 4, "vr", "1")
