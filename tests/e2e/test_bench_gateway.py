@@ -20,6 +20,7 @@ def test_every_gateway_scenario_runs_clean_at_a_small_scale(tmp_path: Path, db: 
             sys.executable, "-m", "wifiprov", "bench", "gateway", "--db", db,
             "--devices", "60", "--claims", "40", "--ingest-devices", "20",
             "--hold-seconds", "1", "--ingest-seconds", "1", "--workers", "1",
+            "--scenarios", "hold,relogin,claim,ingest,storm",
             "--json", str(out),
         ],  # fmt: skip
         capture_output=True,
@@ -30,10 +31,13 @@ def test_every_gateway_scenario_runs_clean_at_a_small_scale(tmp_path: Path, db: 
     report = json.loads(out.read_text())
     assert report["errors"] == []
     scenarios = report["scenarios"]
-    assert set(scenarios) == {"hold", "relogin", "claim", "ingest"}
+    assert set(scenarios) == {"hold", "relogin", "claim", "ingest", "storm"}
     for name, result in scenarios.items():
         assert result["problems"] == [], (name, result["problems"])
     assert scenarios["hold"]["held"] == scenarios["hold"]["alive_at_end"] == 60
     assert scenarios["relogin"]["ok"] == 60
     assert scenarios["claim"]["ok"] == scenarios["claim"]["claimed_in_db"] == 40
     assert scenarios["ingest"]["messages"] > 0
+    storm = scenarios["storm"]
+    assert storm["connected_before"] == storm["back"] == storm["online_in_db"] == 60
+    assert storm["all_back_after_s"] is not None and storm["rss_peak_kib"] > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
 import signal
 import sys
@@ -68,8 +70,12 @@ def gateway(
     concurrency: Annotated[int, typer.Option(help="logins in flight per generator process")]
     = 500,
     scenarios: Annotated[str, typer.Option(help="comma-separated subset of "
-                                                "hold,relogin,claim,ingest")]
+                                                "hold,relogin,claim,ingest,storm (storm: "
+                                                "--devices drop at once and reconnect "
+                                                "within --storm-spread; on request only)")]
     = "hold,relogin,claim,ingest",
+    storm_spread: Annotated[float, typer.Option(help="storm: seconds over which every device "
+                                                     "reconnects")] = 1.0,
     tls: Annotated[bool, typer.Option("--tls", help="devices connect over TLS (a throw-away CA "
                                                     "made with trustme)")] = False,
     uvloop: Annotated[bool, typer.Option("--uvloop", help="run the generator processes on "
@@ -119,9 +125,16 @@ def gateway(
         except ImportError:
             _fail("--uvloop needs the uvloop package", "pip install uvloop")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    biggest = max(devices if {"hold", "relogin"} & set(chosen) else 0,
+    if not 0.1 <= storm_spread <= 600:
+        _fail("--storm-spread must be within 0.1..600 seconds")
+    biggest = max(devices if {"hold", "relogin", "storm"} & set(chosen) else 0,
                   ingest_devices if "ingest" in chosen else 0,
                   claims if "claim" in chosen else 0)
+    if biggest + 200 > hard and os.geteuid() == 0:
+        # root may lift the hard limit (up to fs.nr_open); the gateway and workers inherit it
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (biggest + 1000, biggest + 1000))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if biggest + 200 > hard:
         _fail(f"{biggest} connections need more open files than the hard limit {hard} allows "
               "the gateway", "raise it (ulimit -Hn) or use fewer devices")
@@ -130,7 +143,7 @@ def gateway(
         claims=claims, hold_seconds=hold_seconds, ingest_seconds=ingest_seconds,
         workers=workers, concurrency=concurrency, scenarios=chosen, tls=tls, uvloop=uvloop,
         ingest_batch=ingest_batch, ingest_window=ingest_window, gateway_log=gateway_log,
-        profile_dir=profile,
+        profile_dir=profile, storm_spread=storm_spread,
     )
     # Ctrl-C and kill both end the run in order (gateway, workers, database), even when the
     # shell started us with SIGINT ignored.
@@ -261,6 +274,20 @@ def render(report: dict[str, Any]) -> Table:
                 table.add_row("", "failures", str(r["failures"]), "")
             if name == "claim":
                 table.add_row("", "claimed in database", _n(r["claimed_in_db"]), "")
+            table.add_row("", "CPU", _cpu(r["cpu"]), "")
+        elif name == "storm":
+            table.add_row(name, "devices back after an outage",
+                          f"{_n(r['back'])} of {_n(r['connected_before'])} dropped at once, all "
+                          f"back [bold]{_n(r['all_back_after_s'], 2)} s[/] after the outage "
+                          f"(reconnects spread over {r['spread_seconds']:g} s)",
+                          TARGETS["storm"])
+            table.add_row("", "latency (connect to 200)", _latency(r), "")
+            table.add_row("", "gateway RSS",
+                          f"{_n((r['rss_connected_kib'] or 0) / 1024, 1)} MiB connected, "
+                          f"peak {_n((r['rss_peak_kib'] or 0) / 1024, 1)} MiB", "")
+            if r["failed"]:
+                table.add_row("", "failures", str(r["failures"]), "")
+            table.add_row("", "online in database", _n(r["online_in_db"]), "")
             table.add_row("", "CPU", _cpu(r["cpu"]), "")
         elif name == "ingest":
             table.add_row(name, "vw messages",

@@ -10,6 +10,7 @@ import functools
 import math
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import ssl
@@ -413,6 +414,32 @@ class Worker:
             "pings": dict(heartbeat.pings), "ping_failed": dict(heartbeat.failed),
             "rtts": heartbeat.rtts, "unexpected": sum(c.unexpected for c in clients),
         })
+        await self.wait_go()
+        self.close_all()
+        self.send("closed")
+
+    async def run_storm(self, params: dict[str, Any], items: list[tuple[int, str]]) -> None:
+        """Log every device in; at the bench's word drop every connection at once, and have
+        each device log in again at a random moment of the next ``spread`` seconds."""
+        online, stats = await self.login_many(items, 4, False, params["concurrency"])
+        self.send("logged_in", stats.summary())
+        go = await self.wait_go()
+        start, spread = go["start"], go["spread"]
+        self.close_all()  # the outage: every connection gone at once
+        again = LoginStats()
+        loop = asyncio.get_running_loop()
+
+        async def back(n: int, token: str) -> None:
+            await asyncio.sleep(max(0.0, start + random.uniform(0, spread) - time.monotonic()))
+            client = Client(loop, token.encode("ascii"))
+            await self.login(client, source_address(5, n), False, again)
+
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        async with asyncio.timeout(120 + len(online) / 20):
+            await asyncio.gather(*(back(n, c.token.decode("ascii")) for n, c in online))
+        summary = again.summary()
+        summary["dropped"] = len(online)
+        self.send("done", summary)
         await self.wait_go()
         self.close_all()
         self.send("closed")

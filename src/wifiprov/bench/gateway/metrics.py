@@ -68,11 +68,12 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return found
 
 
-def rss_kib(pid: int) -> int | None:
+def rss_kib(pid: int, field: str = "VmRSS") -> int | None:
+    """A process's resident memory now (``VmHWM``: its peak so far), KiB."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None

@@ -42,6 +42,9 @@ def headline(scenario: str, r: dict[str, Any]) -> str:
         return f"{r['ok']}/{r['attempts']} in {r['seconds']} s = {r['per_s']}/s"
     if scenario == "ingest":
         return f"{r['messages']} messages in {r['seconds']} s = {r['messages_per_s']}/s"
+    if scenario == "storm":
+        return (f"{r['back']}/{r['connected_before']} back after {r['all_back_after_s']} s, "
+                f"peak RSS {r['rss_peak_kib']} KiB")
     return ""
 
 

@@ -336,6 +336,62 @@ class Bench:
             if len(self.pop.claim_tokens) >= target else None
         )
 
+    def scenario_storm(self, result: dict[str, Any]) -> None:
+        """Every device connected, then an outage: all connections drop at once and every device
+        reconnects within ``storm_spread`` seconds. Time until all are back, the gateway's peak
+        RSS, and failures (logins are throttled only after failed ones: none here)."""
+        cfg, gw, pool, pop = self.cfg, self.gateway, self.pool, self.pop
+        assert gw is not None and pool is not None and pop is not None
+        n = cfg.devices
+        items = list(enumerate(pop.tokens[:n]))
+        profiler = self.profile_start("storm")
+        pool.run("storm", {"concurrency": cfg.concurrency}, items)
+        before = merge_logins(pool.collect("logged_in", 180 + n / 20))
+        rss_connected = rss_kib(gw.pid)
+        s0 = self.snap()
+        start = time.monotonic() + 0.5
+        pool.go({"start": start, "spread": cfg.storm_spread})
+        parts = pool.collect("done", 180 + n / 20)
+        s1 = self.snap()
+        self.profile_stop(profiler, result)
+        peak = rss_kib(gw.pid, "VmHWM")
+        # presence is written behind (every 0.2 s): give the last logins' a moment to land
+        deadline = time.monotonic() + 5
+        while True:
+            online_in_db = asyncio.run(count_online(pop.url, pop.device_ids[:n]))
+            if online_in_db >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        pool.go()
+        pool.collect("closed", 60)
+        back = merge_logins(parts)
+        last = max((p["last"] for p in parts), default=0.0)
+        result.update(
+            devices=n,
+            connected_before=before["ok"],
+            spread_seconds=cfg.storm_spread,
+            back=back["ok"],
+            failed=back["failed"],
+            failures=back["failures"],
+            all_back_after_s=round(last - start, 3) if back["ok"] else None,
+            p50_ms=back["p50_ms"],
+            p99_ms=back["p99_ms"],
+            max_ms=back["max_ms"],
+            rss_connected_kib=rss_connected,
+            rss_peak_kib=peak,
+            online_in_db=online_in_db,
+            cpu=cpu_delta(s0, s1),
+        )
+        problems = []
+        if before["ok"] < n:
+            problems.append(f"only {before['ok']} of {n} connected before the storm")
+        if back["ok"] < before["ok"]:
+            problems.append(f"{before['ok'] - back['ok']} devices not back: {back['failures']}")
+        if online_in_db < back["ok"]:
+            problems.append(f"only {online_in_db} devices online in the database")
+        result["problems"] = problems
+        result["target_met"] = None  # a figure to report, no target
+
     def scenario_ingest(self, result: dict[str, Any]) -> None:
         cfg, gw, pool, pop = self.cfg, self.gateway, self.pool, self.pop
         assert gw is not None and pool is not None and pop is not None
