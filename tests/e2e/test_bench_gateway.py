@@ -38,6 +38,8 @@ def test_every_gateway_scenario_runs_clean_at_a_small_scale(tmp_path: Path, db: 
     assert scenarios["relogin"]["ok"] == 60
     assert scenarios["claim"]["ok"] == scenarios["claim"]["claimed_in_db"] == 40
     assert scenarios["ingest"]["messages"] > 0
+    assert scenarios["ingest"]["bare"]["messages"] > 0  # the same load against a bare server
+    assert scenarios["ingest"]["ratio_to_bare_pct"] > 0
     storm = scenarios["storm"]
     assert storm["connected_before"] == storm["back"] == storm["online_in_db"] == 60
     assert storm["all_back_after_s"] is not None and storm["rss_peak_kib"] > 0

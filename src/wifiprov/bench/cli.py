@@ -302,6 +302,12 @@ def render(report: dict[str, Any]) -> Table:
                           f"{_n(db['values_matching'])} of {_n(db['values_expected'])} last "
                           f"values in pin_values ({_n(db['devices_with_rows'])} devices)", "")
             table.add_row("", "CPU", _cpu(r["cpu"]), "")
+            if r.get("bare"):
+                table.add_row("", "same run, bare frame server",
+                              f"{_n(r['bare']['messages_per_s'])}/s (its CPU "
+                              f"{_n(r['bare']['cpu_s'], 1)} s): the gateway is "
+                              f"[bold]{_n(r['ratio_to_bare_pct'], 1)} %[/] of it",
+                              TARGETS["ingest_ratio"] + _mark(r.get("ratio_target_met")))
         table.add_section()
     setup = report.get("setup", {})
     if setup:

@@ -19,8 +19,11 @@ TARGETS = {
     "storm": "report: all back, time and peak RSS",
     "claim": ">= 3,000/s PostgreSQL, 1,500/s SQLite; p99 <= 1 s",
     "ingest": ">= 50,000 msgs/s from 1,000 devices",
+    "ingest_ratio": ">= 70 % of a bare frame server's, same run",
 }
 TARGET_HOLD, TARGET_RELOGIN, TARGET_INGEST = 10_000, 3_000.0, 50_000.0
+# ingest: the gateway's messages/s as a share of a bare frame-parsing server's (same run)
+TARGET_INGEST_RATIO_PCT = 70.0
 # claims/s (connect to the info answered: the claim committed) and their p99, per database
 TARGET_CLAIMS = {"postgres": 3_000.0, "sqlite": 1_500.0}
 TARGET_CLAIM_P99_MS = 1_000.0
@@ -59,6 +62,7 @@ class BenchConfig:
     workers: int = 2
     concurrency: int = 500  # logins in flight per worker
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    ingest_ratio: bool = True  # ingest: also run the load against a bare frame server
     storm_spread: float = 1.0  # storm: every device reconnects at a random moment in this window
     tls: bool = False
     uvloop: bool = False  # generator workers on uvloop (lighter on a machine they share)

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from wifiprov.bench.gateway.bare import BareServer
 from wifiprov.bench.gateway.config import (
     DRAIN_TIMEOUT,
     FINAL_PING_TIMEOUT,
@@ -26,6 +27,7 @@ from wifiprov.bench.gateway.config import (
     TARGET_CLAIMS,
     TARGET_HOLD,
     TARGET_INGEST,
+    TARGET_INGEST_RATIO_PCT,
     TARGET_RELOGIN,
     BenchConfig,
     BenchError,
@@ -450,6 +452,46 @@ class Bench:
         result["target_met"] = (
             (result["messages_per_s"] or 0) >= TARGET_INGEST and not problems
             if d >= 1000 else None
+        )
+        if cfg.ingest_ratio:
+            self._ingest_against_bare(result, items, params)
+
+    def _ingest_against_bare(
+        self, result: dict[str, Any], items: list[tuple[int, str]], params: dict[str, Any]
+    ) -> None:
+        """The same ingest, same generator, against a bare frame-parsing server: the gateway's
+        rate as a share of what framing alone allows on this machine in this run."""
+        cfg = self.cfg
+        self.say("ingest against a bare frame server (same load) ...")
+        bare = BareServer()
+        pool = WorkerPool(cfg.workers, "127.0.0.1", bare.port, None, bare.check, cfg.uvloop)
+        try:
+            pool.run("ingest", params, items)
+            pool.collect("logged_in", 180 + len(items) / 20)
+            cpu0 = cpu_seconds(bare.pid)
+            start = time.monotonic() + 0.3
+            pool.go({"start": start, "seconds": cfg.ingest_seconds})
+            parts = pool.collect("done", cfg.ingest_seconds + DRAIN_TIMEOUT + 60)
+            cpu1 = cpu_seconds(bare.pid)
+            pool.go()
+            pool.collect("closed", 60)
+        finally:
+            pool.stop()
+            bare.stop()
+        last_reply = max(p["last_reply"] for p in parts)
+        messages = sum(p["messages"] for p in parts)
+        wall = last_reply - start if last_reply > start else None
+        bare_rate = None if wall is None else round(messages / wall, 1)
+        ours = result.get("messages_per_s")
+        ratio = round(100 * ours / bare_rate, 1) if ours and bare_rate else None
+        result["bare"] = {
+            "messages": messages,
+            "messages_per_s": bare_rate,
+            "cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2),
+        }
+        result["ratio_to_bare_pct"] = ratio
+        result["ratio_target_met"] = (
+            ratio >= TARGET_INGEST_RATIO_PCT if ratio is not None and len(items) >= 1000 else None
         )
 
 
