@@ -118,7 +118,11 @@ async def no_supplicant(client: NmClient, interface: str) -> None:
     return None
 
 
+RESULTS: list[dict[str, Any]] = []
+
+
 def write(record: dict[str, Any]) -> None:
+    RESULTS.append(record)
     print(json.dumps(record), flush=True)
     with OUT.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -195,16 +199,23 @@ async def main(names: list[str]) -> None:
     path = await supplicant.interface_path(client, "wlan0")
     rec = Recorder(client, device.path, path or "")
     for name in names:
-        print(f"== {name}", flush=True)
-        try:
-            if name == "phone_wrong":
-                await phone_case(name, "not the passphrase", rec)
-            elif name == "phone_right":
-                await phone_case(name, "device passphrase", rec)
-            else:
-                await radio_case(name, radio, rec)
-        except Exception as exc:  # one case's trouble is that case's result, not the group's
-            write({"case": name, "result": "error", "detail": f"{type(exc).__name__}: {exc}"})
+        # A join that should work gets a second try: under heavy load the emulated radios can
+        # miss the 4-way handshake's 1 s timer (the AP deauthenticates, reason 15). Both
+        # attempts stay in cases.jsonl; the tests read the last.
+        tries = 2 if name.endswith("_right") or name == "static_ip" else 1
+        for _ in range(tries):
+            print(f"== {name}", flush=True)
+            try:
+                if name == "phone_wrong":
+                    await phone_case(name, "not the passphrase", rec)
+                elif name == "phone_right":
+                    await phone_case(name, "device passphrase", rec)
+                else:
+                    await radio_case(name, radio, rec)
+            except Exception as exc:  # one case's trouble is that case's result, not the group's
+                write({"case": name, "result": "error", "detail": f"{type(exc).__name__}: {exc}"})
+            if RESULTS and RESULTS[-1]["result"] == "joined":
+                break
     await radio.close()
     client.close()
 
