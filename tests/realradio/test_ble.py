@@ -12,25 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.realradio import vm
-from tests.realradio.conftest import GROUPS
-
-MEMORY = 768  # MB: at 384 the guest (cloud, device, provisioner, helper) thrashed and BLE timed out
-TIMEOUT = 420  # the group's own budget; about 3 minutes when the machine is not loaded
 
 
 @pytest.fixture(scope="module")
-def ble(request: pytest.FixtureRequest) -> Iterator[vm.Run]:
-    """The group's run: from the tier's scheduler once conftest.GROUPS lists "ble" (it then
-    runs beside the other groups), else booted here on its own."""
-    if "ble" in GROUPS:
-        run = request.getfixturevalue("guests")["ble"]
-    else:
-        kernel = vm.build()
-        proc, out, t0 = vm.start(kernel, "ble.sh", name="ble", timeout=TIMEOUT, memory=MEMORY)
-        try:
-            run = vm.wait(proc, out, t0, name="ble", timeout=TIMEOUT)
-        finally:
-            vm.stop(proc)
+def ble(guests: dict[str, vm.Run]) -> Iterator[vm.Run]:
+    """The BLE group's run, from the tier's scheduler (tests/realradio/conftest.py)."""
+    run = guests["ble"]
     if run.rc != 0:
         raise vm.GuestError(f"the guest's script failed\n{run.describe()}")
     yield run
