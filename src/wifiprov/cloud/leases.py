@@ -47,7 +47,7 @@ class NodeLease:
         self.db, self.bus, self.node, self.lease = db, bus, node, lease
         self.held = held or list  # (device id, connected at) of the connections this node holds
         self._task: asyncio.Task[None] | None = None
-        self._held = False  # whether this node's row was current at its last renewal
+        self._renewed = False  # renewed before: finding its lease lapsed then means it was cut off
 
     async def start(self) -> None:
         """Take the lease (a database error here stops the start-up), then renew and sweep."""
@@ -89,7 +89,7 @@ class NodeLease:
                 )
             lapsed = until is None or until < now
             back = []
-            if lapsed and self._held:
+            if lapsed and self._renewed:
                 back = [{"d": d, "c": c} for d, c in self.held()]
                 if back:
                     mine = or_(devices.c.online_node.is_(None), devices.c.online_node == self.node)
@@ -99,13 +99,13 @@ class NodeLease:
                         .values(online_node=self.node, connected_at=bindparam("c")),
                         back,
                     )
-        if lapsed and self._held:
+        if lapsed and self._renewed:
             log.warning(
                 "this node's lease had lapsed (the database was out of reach): the %d device(s) "
                 "it still holds are online again, unless another node holds them now",
                 len(back),
             )
-        self._held = True
+        self._renewed = True
 
     async def sweep(self) -> list[int]:
         """Mark offline the devices of nodes whose lease ran out, and forget those nodes; the
