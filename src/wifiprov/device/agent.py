@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 from wifiprov import __version__
@@ -37,6 +37,9 @@ from wifiprov.device.store import ConfigStore, Flags, Network, StaticIp, StoredC
 from wifiprov.wire import edgent, naming
 from wifiprov.wire.errors import ProvisioningError as E
 from wifiprov.wire.errors import explain
+
+if TYPE_CHECKING:  # imported when used: aiomqtt is needed only by link = "mqtt"
+    from wifiprov.device.mqtt_link import MqttLink
 
 log = logging.getLogger("wifiprov.device")
 
@@ -65,6 +68,11 @@ class AgentConfig:
     ble_code: str | None = (
         None  # BLE: the label's out-of-band code, required in ``set`` (docs/ble.md)
     )
+    # The cloud link: "blynk" (the Blynk protocol on port / port_ssl) or "mqtt" (Blynk's MQTT
+    # API on mqtt_port, or TLS on mqtt_port_ssl when the configuration asks for TLS).
+    link: str = "blynk"
+    mqtt_port: int = 1883
+    mqtt_port_ssl: int | None = 8883
 
     def __post_init__(self) -> None:
         if not self.template_id.startswith("TMPL"):
@@ -74,6 +82,8 @@ class AgentConfig:
         self.firmware_type = self.firmware_type or self.template_id
         if self.ble_code is not None and not (4 <= len(self.ble_code) <= 32):
             raise ValueError("the BLE code must be 4 to 32 characters")
+        if self.link not in ("blynk", "mqtt"):
+            raise ValueError(f"the link must be blynk or mqtt, not {self.link!r}")
         passphrase = self.ap_passphrase
         if passphrase is not None and not (8 <= len(passphrase) <= 63 and passphrase.isascii()):
             raise ValueError("the AP passphrase must be 8 to 63 ASCII characters")
@@ -122,7 +132,7 @@ class Agent:
         self._console_tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
         self.portal_address: tuple[str, int] | None = None
         self.portal_url = "http://192.168.4.1/"
-        self.link: CloudLink | None = None
+        self.link: CloudLink | MqttLink | None = None
         self._write_handlers: dict[int, Callable[[int, list[str]], Any]] = {}
         self.on_connected: list[Callable[[], Any]] = []
         self.on_disconnected: list[Callable[[], Any]] = []
@@ -518,11 +528,14 @@ class Agent:
 
     async def _cloud(self, config: StoredConfig, attempt: int) -> None:
         c = self.config
+        port, port_ssl = config.port, config.port_ssl
+        if c.link == "mqtt":  # the configuration's ports are the Blynk protocol's
+            port, port_ssl = c.mqtt_port, c.mqtt_port_ssl if config.port_ssl else None
         settings = LinkSettings(
             token=config.token,
             host=config.host or c.host,
-            port=config.port,
-            port_ssl=config.port_ssl,
+            port=port,
+            port_ssl=port_ssl,
             ca_file=c.ca_file,
             heartbeat=c.heartbeat,
             meta={} if self._meta_sent else edgent_meta(self.uid, self.ap_name),
@@ -537,7 +550,12 @@ class Agent:
         )
         where = f"{settings.host}:{settings.port_ssl or settings.port}"
         log.info("connecting to the cloud at %s (token %s)", where, mask(config.token))
-        link = CloudLink(
+        link_class: type[CloudLink | MqttLink] = CloudLink
+        if c.link == "mqtt":
+            from wifiprov.device.mqtt_link import MqttLink
+
+            link_class = MqttLink
+        link = link_class(
             settings,
             LinkCallbacks(
                 on_write=self._on_write, on_console=lambda line: self._on_console(link, line)
@@ -571,7 +589,7 @@ class Agent:
         if handler is not None:
             handler(pin, values)
 
-    def _on_console(self, link: CloudLink, line: str) -> None:
+    def _on_console(self, link: CloudLink | MqttLink, line: str) -> None:
         """A command from the cloud's console (INTERNAL ``dbg``): answered over the link it
         came on, then carried out (Edgent prints before it acts)."""
         log.info("console command from the cloud: %s", console.split(line)[:1] or ["(empty)"])
@@ -579,7 +597,7 @@ class Agent:
         self._console_tasks.add(task)
         task.add_done_callback(self._console_tasks.discard)
 
-    async def _console(self, link: CloudLink, line: str) -> None:
+    async def _console(self, link: CloudLink | MqttLink, line: str) -> None:
         facts = await self._facts()
         reply = console.handle(line, facts)
         if reply.text:

@@ -52,6 +52,9 @@ KEYS = (
     "ble",
     "ble_adapter",
     "ble_code",
+    "link",
+    "mqtt_port",
+    "mqtt_port_ssl",
 )
 DEFAULTS: dict[str, Any] = {
     "vendor": "Blynk",
@@ -70,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "ap_and_station": True,
     "takeover": False,
     "captive": True,
+    "link": "blynk",
+    "mqtt_port": 1883,
+    "mqtt_port_ssl": 8883,
 }
 
 
@@ -109,6 +115,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--firmware-type")
     p.add_argument("--board")
     p.add_argument("--radio", choices=["sim", "nm"], help="radio backend (default sim)")
+    p.add_argument(
+        "--link",
+        choices=["blynk", "mqtt"],
+        help="cloud link: the Blynk protocol (default) or Blynk's MQTT API (docs/device.md)",
+    )
+    p.add_argument("--mqtt-port", type=int, help="mqtt link: plain TCP port (default 1883)")
+    p.add_argument(
+        "--mqtt-port-ssl", type=int, help="mqtt link: TLS port (default 8883; 0: plain only)"
+    )
     p.add_argument("--air", type=Path, help="sim: the air's folder")
     p.add_argument(
         "--device-id",
@@ -247,6 +262,9 @@ def agent_config(values: dict[str, Any]) -> AgentConfig:
         ap_passphrase=values.get("ap_passphrase") or None,
         captive=bool(values["captive"]),
         ble_code=str(values["ble_code"]) if values.get("ble_code") else None,
+        link=str(values["link"]),
+        mqtt_port=int(values["mqtt_port"]),
+        mqtt_port_ssl=int(values["mqtt_port_ssl"]) or None,  # 0: plain TCP only
         machine=Settings(),
     )
 
