@@ -28,6 +28,32 @@ DEVICE = "device-1"
 WRONG = "not the password"
 
 
+def quick_settings() -> sm.Settings:
+    """The state machine's timers, short enough for tests on the sim air."""
+    return sm.Settings(
+        net_timeout=3,
+        cloud_timeout=3,
+        retry_base=0.05,
+        retry_max=0.2,
+        config_timeout=2,
+        ap_linger=0.5,
+    )
+
+
+def thermostat_config(template_id: str, port: int, **extra: Any) -> AgentConfig:
+    """An agent of a "Thermostat" template by Acme, for a cloud on 127.0.0.1:``port``."""
+    return AgentConfig(
+        template_id=template_id,
+        template_name="Thermostat",
+        vendor="Acme",
+        host="127.0.0.1",
+        port=port,
+        port_ssl=None,
+        machine=quick_settings(),
+        **extra,
+    )
+
+
 class SlowRadio(SimRadio):
     """A sim radio whose joins with ``held`` as the password wait until ``release()``:
     a join scripted to be slow, so a test can act while the agent is in CONNECTING_NET."""

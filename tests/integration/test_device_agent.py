@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningCloud
+from tests.integration.device_bench import thermostat_config
 from tests.integration.support import provisioning_token, template, until
 from wifiprov.device import agent as agent_module
 from wifiprov.device import machine as sm
@@ -47,23 +48,7 @@ async def rig(cloud: RunningCloud, tmp_path: Path) -> AsyncIterator[Rig]:
     air.add_network(HOME, PASSWORD, rssi=-40)
     air.add_network("Neighbour", "whatever123", rssi=-80)
     tid = await template(cloud, name="Thermostat")
-    settings = sm.Settings(
-        net_timeout=3,
-        cloud_timeout=3,
-        retry_base=0.05,
-        retry_max=0.2,
-        config_timeout=2,
-        ap_linger=0.5,
-    )
-    config = AgentConfig(
-        template_id=tid,
-        template_name="Thermostat",
-        vendor="Acme",
-        host="127.0.0.1",
-        port=cloud.gateway[1],
-        port_ssl=None,
-        machine=settings,
-    )
+    config = thermostat_config(tid, cloud.gateway[1])
     store = ConfigStore(tmp_path / "device.json")
     radio = SimRadio(air, "device-1", mac="24:6f:28:aa:bb:cc")
     agent = Agent(config, radio, store)

@@ -16,11 +16,11 @@ import pytest
 import trustme
 
 from tests.conftest import RunningCloud, start_cloud, stop_cloud, with_owner
+from tests.integration.device_bench import thermostat_config
 from tests.integration.support import free_port, provisioning_token, template, until
 from tests.integration.test_device_agent import HOME, PASSWORD, config_query
 from wifiprov.cloud.app import Cloud
 from wifiprov.cloud.settings import CloudSettings
-from wifiprov.device import machine as sm
 from wifiprov.device.agent import Agent, AgentConfig
 from wifiprov.device.link import LinkCallbacks, LinkError, LinkSettings
 from wifiprov.device.machine import State
@@ -200,25 +200,7 @@ async def start_rig(mq: MqttCloud, tmp_path: Path, mqtt_port: int | None = None)
     air = Air(tmp_path / "air")
     air.add_network(HOME, PASSWORD, rssi=-40)
     tid = await template(mq.rc, name="Thermostat")
-    settings = sm.Settings(
-        net_timeout=3,
-        cloud_timeout=3,
-        retry_base=0.05,
-        retry_max=0.2,
-        config_timeout=2,
-        ap_linger=0.5,
-    )
-    config = AgentConfig(
-        template_id=tid,
-        template_name="Thermostat",
-        vendor="Acme",
-        host="127.0.0.1",
-        port=mq.rc.gateway[1],
-        port_ssl=None,
-        link="mqtt",
-        mqtt_port=mqtt_port or mq.port,
-        machine=settings,
-    )
+    config = thermostat_config(tid, mq.rc.gateway[1], link="mqtt", mqtt_port=mqtt_port or mq.port)
     store = ConfigStore(tmp_path / "device.json")
     agent = Agent(config, SimRadio(air, "device-1", mac="24:6f:28:aa:bb:cc"), store)
     return Rig(mq, air, agent, store)
