@@ -11,10 +11,14 @@ $BB mount -t sysfs sysfs /sys
 $BB mkdir -p /dev/pts /dev/shm
 $BB mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 $BB mount -t tmpfs tmpfs /dev/shm
+# The checkout (its scripts, its .venv, build/) may live under a folder that gets a fresh tmpfs
+# below (a CI clone in /tmp): keep it reachable at its own path across those mounts.
+$BB mkdir -p /mnt/rr-root && $BB mount -o bind "$rr_root" /mnt/rr-root
 $BB mount -t tmpfs -o mode=755 tmpfs /run
 $BB mount -t tmpfs -o mode=1777 tmpfs /tmp
 $BB mount -t tmpfs tmpfs /var/log
 $BB mount -t tmpfs tmpfs /var/tmp
+$BB mkdir -p "$rr_root" && $BB mount -o bind /mnt/rr-root "$rr_root"
 $BB mkdir -p /run/lock /run/user /out
 $BB mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out || { echo "init: no /out"; $BB poweroff -f; }
 # The kernel's own request_module() (ccm/ctr when a CCMP key is installed, nf_* for NM's shared
