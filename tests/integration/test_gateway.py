@@ -477,3 +477,23 @@ async def test_delivered_only_when_a_live_connection_took_it(cloud: RunningCloud
             f"/api/devices/{device_id}/redirect", json={"host": "other.example", "port": 8442}
         )
         assert reply.status_code == 409 and "offline" in reply.json()["message"]
+
+
+async def test_input_while_a_login_is_checked_is_bounded(cloud: RunningCloud) -> None:
+    """Frames that arrive while the login is being checked are held (and answered once it
+    is), up to MAX_HELD; one more closes the connection at once."""
+    from wifiprov.cloud.sessions import MAX_HELD
+
+    _, token, first = await online_device(cloud)
+    first.close()
+    login = blynk.encode(Command.HW_LOGIN, 1, token)
+    pings = b"".join(blynk.encode(Command.PING, 2 + i) for i in range(MAX_HELD))
+    dev = await RawDevice.connect(cloud.gateway)
+    await dev.send_raw(login + pings)  # one write: all of it arrives before the login is answered
+    replies = [await dev.recv() for _ in range(MAX_HELD + 1)]
+    assert all(r is not None and r.status == Status.OK for r in replies)
+    dev.close()
+    flood = await RawDevice.connect(cloud.gateway)
+    await flood.send_raw(login + pings + blynk.encode(Command.PING, 9999))
+    assert await flood.wait_closed()
+    flood.close()

@@ -39,7 +39,6 @@ from wifiprov.wire.blynk import Command, Frame, Status
 log = logging.getLogger("wifiprov.gateway")
 
 MAX_BODY_IN = 4096  # larger than any library's send buffer; bigger frames close the connection
-MAX_HELD = 1000  # frames that may arrive while a login is checked; more close the connection
 MAX_META_FIELDS = 32  # INTERNAL meta fields kept per device (Edgent sets two)
 MAX_META_VALUE = 256
 
@@ -55,7 +54,6 @@ class DeviceConnection(Session, asyncio.Protocol):
         self.decoder = blynk.Decoder(MAX_BODY_IN)
         self.msg_id = 0
         self.login_msg_id = 1
-        self.held: list[Frame] = []  # frames that arrived while the login was being checked
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -68,17 +66,10 @@ class DeviceConnection(Session, asyncio.Protocol):
         except blynk.ProtocolError as exc:
             self.close(f"protocol error: {exc}", fault=True)
             return
-        for frame in frames:
-            if self.state is State.CLOSED:
-                return
-            if self.state is State.LOGGING_IN:
-                if len(self.held) >= MAX_HELD:
-                    self.close("too many frames before the login was answered", fault=True)
-                    return
-                self.held.append(frame)
-                self._wake()
-            else:
-                self.handle(frame)
+        self.take(frames)
+
+    def too_many_held(self) -> None:
+        self.close("too many frames before the login was answered", fault=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost()
@@ -109,13 +100,6 @@ class DeviceConnection(Session, asyncio.Protocol):
     def refuse_info(self, item: Frame) -> None:
         self.held.remove(item)
         self.respond(item.msg_id, Status.INVALID_TOKEN)
-
-    def logged_in(self) -> None:
-        held, self.held = self.held, []
-        for early in held:
-            if self.state is State.CLOSED:
-                break
-            self.handle(early)
 
     def deliver_kind(self, kind: str, args: list[Any]) -> bool | None:
         command = _COMMANDS.get(kind)

@@ -48,7 +48,6 @@ MAX_META_FIELDS = 32
 MAX_META_VALUE = 256
 DEFAULT_RXBUFF = 1024  # until info/mcu says otherwise (Blynk's libraries use 1024)
 WS_PATH = "/mqtt"  # where MQTT over WebSocket is served, as Blynk.Cloud does
-MAX_HELD = 1000  # packets that may arrive while a login is checked; more close the connection
 MAX_GETS = 4  # get/ds requests of one connection being answered at once
 ALWAYS_DELIVERED = ("downlink/redirect", "downlink/ota/json")  # even without a subscription
 
@@ -70,7 +69,6 @@ class MqttConnection(Session, asyncio.Protocol):
         self.scheme = scheme  # tcp | tls: what a redirect tells the device to use
         self.decoder = mqtt.Decoder(core.settings.mqtt_max_packet)
         self.version = mqtt.MQTT_311
-        self.held: list[Packet] = []
         self.subscriptions: dict[str, int] = {}  # topic filter -> granted QoS
         self.packet_id = 0
         self.names: dict[str, int] = {}  # datastream name -> pin
@@ -95,17 +93,10 @@ class MqttConnection(Session, asyncio.Protocol):
         except mqtt.ProtocolError as exc:
             self.fail(f"MQTT protocol error: {exc}", exc.reason)
             return
-        for packet in packets:
-            if self.state is State.CLOSED:
-                return
-            if self.state is State.LOGGING_IN:
-                if len(self.held) >= MAX_HELD:
-                    self.fail("MQTT: too many packets before the login was answered", 0x97)
-                    return
-                self.held.append(packet)
-                self._wake()
-            else:
-                self.handle(packet)
+        self.take(packets)
+
+    def too_many_held(self) -> None:
+        self.fail("MQTT: too many packets before the login was answered", 0x97)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost()
@@ -181,13 +172,6 @@ class MqttConnection(Session, asyncio.Protocol):
         """The template's datastreams (names and pins), read at login."""
         self.names = await self.core.datastreams.get(self.template_id)
         self.pins = {pin: name for name, pin in self.names.items()}
-
-    def logged_in(self) -> None:
-        held, self.held = self.held, []
-        for early in held:
-            if self.state is State.CLOSED:
-                break
-            self.handle(early)
 
     def deliver_kind(self, kind: str, args: list[Any]) -> bool | None:
         if kind == "hardware" and len(args) >= 3 and args[0] == "vw":

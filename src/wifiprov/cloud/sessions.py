@@ -41,6 +41,7 @@ log = logging.getLogger("wifiprov.gateway")
 MAX_WRITE_BUFFER = 256 * 1024  # a device that stops reading is dropped past this
 DEFAULT_HEARTBEAT = 45  # seconds, until the device says otherwise
 HEARTBEAT_FACTOR = 2.3  # a Blynk device is gone after h-beat x 2.3 without input
+MAX_HELD = 1000  # frames or packets that may arrive while a login is checked; more close
 SEEN_INTERVAL = 15.0  # how often last_seen of connected devices is written
 
 
@@ -136,6 +137,7 @@ class Session:
         self.meta: dict[str, str] = {}  # the device's meta, as stored
         self.arrived: asyncio.Future[None] | None = None  # wakes a claim waiting for the info
         self.answered = False  # the login was answered (a claim answers before deciding)
+        self.held: list[Any] = []  # frames or packets that arrived while the login was checked
 
     # --- protocol hooks ---
     def answer_login(self, status: int) -> None:
@@ -155,8 +157,12 @@ class Session:
         """What the protocol needs of the device (its ``template_id`` is set) before it goes
         online; may raise DatabaseUnavailable."""
 
-    def logged_in(self) -> None:
-        """The login succeeded: handle what arrived meanwhile."""
+    def handle(self, item: Any) -> None:
+        """Act on one frame or packet of a logged-in (or logging-in) connection."""
+        raise NotImplementedError
+
+    def too_many_held(self) -> None:
+        """More than ``MAX_HELD`` arrived while the login was checked: close, saying why."""
         raise NotImplementedError
 
     def deliver_kind(self, kind: str, args: list[Any]) -> bool | None:
@@ -165,6 +171,28 @@ class Session:
         raise NotImplementedError
 
     # --- shared ---
+    def take(self, items: list[Any]) -> None:
+        """What was just decoded: held while the login is checked (bounded), else handled."""
+        for item in items:
+            if self.state is State.CLOSED:
+                return
+            if self.state is State.LOGGING_IN:
+                if len(self.held) >= MAX_HELD:
+                    self.too_many_held()
+                    return
+                self.held.append(item)
+                self._wake()
+            else:
+                self.handle(item)
+
+    def logged_in(self) -> None:
+        """The login succeeded: handle what arrived meanwhile."""
+        held, self.held = self.held, []
+        for early in held:
+            if self.state is State.CLOSED:
+                break
+            self.handle(early)
+
     def opened_on(self, transport: Any) -> bool:
         """Start with a new transport; False if its address is throttled (closed at once)."""
         self.transport = transport
