@@ -108,8 +108,11 @@ class NatsBus:
     shared = True
 
     def __init__(self, nc: Any, namespace: str) -> None:
+        from nats.errors import Error
+
         self._nc = nc
         self._ns = namespace
+        self._away: type[Exception] = Error  # what nats raises with the bus out of reach
 
     @classmethod
     async def connect(cls, url: str, namespace: str) -> NatsBus:
@@ -142,15 +145,12 @@ class NatsBus:
     async def publish(self, subject: str, message: Message) -> None:
         """Publish, or (the bus is away and its buffer full) drop with a warning: the bus
         carries what other nodes should hear now; what must last is in the database."""
-        from nats.errors import Error as NatsError
-
         try:
             await self._nc.publish(f"{self._ns}.{subject}", json.dumps(message).encode())
-        except NatsError as exc:
+        except self._away as exc:
             log.warning("bus away: %s not published (%s)", subject, exc)
 
     async def request(self, subject: str, message: Message, timeout: float) -> Message | None:
-        from nats.errors import Error as NatsError
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
@@ -160,7 +160,7 @@ class NatsBus:
             )
         except (NatsTimeout, NoRespondersError, TimeoutError):
             return None
-        except NatsError as exc:  # the bus is away: nobody can be asked
+        except self._away as exc:  # the bus is away: nobody can be asked
             log.warning("bus away: %s not asked (%s)", subject, exc)
             return None
         try:
@@ -186,12 +186,10 @@ class NatsBus:
         return sub  # type: ignore[no-any-return]
 
     async def close(self) -> None:
-        from nats.errors import Error as NatsError
-
         try:
             await self._nc.drain()
-        except (NatsError, OSError):  # the bus is away: nothing to drain into it
-            with contextlib.suppress(NatsError, OSError):
+        except (self._away, OSError):  # the bus is away: nothing to drain into it
+            with contextlib.suppress(self._away, OSError):
                 await self._nc.close()
 
 

@@ -73,7 +73,6 @@ MAX_SSID = 32  # bytes, 802.11
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 FOLDERS = ("networks", "aps", "stations", "buttons")
-LISTED = ("networks", "aps", "stations")  # the folders whose listings are indexed
 
 
 def default_directory() -> Path:
