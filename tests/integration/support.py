@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,3 +200,15 @@ async def seed_devices(url: str, count: int) -> dict[int, str]:
         return {ids[hasher(token)]: token for token in tokens}
     finally:
         await db.close()
+
+
+def server_certificate(folder: Path) -> Any:
+    """A throw-away CA (trustme), its certificate in ``folder``/ca.pem, and there a server key
+    and certificate chain for localhost and 127.0.0.1 (server.pem, for ``--cert``/``--key``)."""
+    import trustme
+
+    ca = trustme.CA()
+    chain = ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem
+    chain.write_to_path(str(folder / "server.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return ca

@@ -16,11 +16,16 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
-import trustme
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import RunningCloud, start_cloud, stop_cloud, with_owner
-from tests.integration.support import RawDevice, provisioning_token, template, until
+from tests.integration.support import (
+    RawDevice,
+    provisioning_token,
+    server_certificate,
+    template,
+    until,
+)
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire import mqtt
 from wifiprov.wire.blynk import Command
@@ -298,10 +303,7 @@ async def test_aiomqtt_reads_values_written_over_the_blynk_protocol(mq: RunningC
 
 
 async def test_tls_with_a_verifying_paho_client(db_url: str, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
-        str(tmp_path / "server.pem")
-    )
+    ca = server_certificate(tmp_path)
     settings = CloudSettings(
         db_url=db_url,
         http=("127.0.0.1", 0),
@@ -533,11 +535,7 @@ async def test_blynk_provisioning_library_checks_in_and_is_rejected_once_deleted
     verifies the certificate against the system's roots (here: SSL_CERT_FILE, the test CA)."""
     from blynk_provisioning.credentials import Credentials, CredentialsRejectedError
 
-    ca = trustme.CA()
-    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
-        str(tmp_path / "server.pem")
-    )
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     settings = CloudSettings(
         db_url=db_url,
@@ -628,10 +626,7 @@ async def test_datastreams_from_the_cli(mq: RunningCloud, tmp_path: Path) -> Non
 async def test_websocket_with_paho_and_bad_upgrades(
     settings: CloudSettings, tmp_path: Path
 ) -> None:
-    ca = trustme.CA()
-    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
-        str(tmp_path / "server.pem")
-    )
+    ca = server_certificate(tmp_path)
     settings.mqtt_ws = ("127.0.0.1", 0)
     settings.mqtt_wss = ("127.0.0.1", 0)
     settings.cert = settings.key = tmp_path / "server.pem"

@@ -8,20 +8,16 @@ import threading
 from pathlib import Path
 
 import blynklib
-import trustme
 
 from tests.conftest import start_cloud, stop_cloud, with_owner
-from tests.integration.support import provisioning_token, template
+from tests.integration.support import provisioning_token, server_certificate, template
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.wire import blynk
 from wifiprov.wire.blynk import Command, Status
 
 
 async def test_tls_gateway_with_a_verifying_client(db_url: str, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_certificate(tmp_path)
     settings = CloudSettings(
         db_url=db_url,
         http=("127.0.0.1", 0),
