@@ -404,12 +404,21 @@ def demo(
     ble: Annotated[
         bool, typer.Option("--ble", help="provision over (simulated) Bluetooth LE instead")
     ] = False,
+    link: Annotated[
+        str,
+        typer.Option(
+            "--link",
+            help="the device's cloud link: blynk (the Blynk protocol) or mqtt (Blynk's MQTT API)",
+        ),
+    ] = "blynk",
 ) -> None:
     """The whole flow on a laptop: cloud, simulated device and network, provisioner."""
-    from wifiprov.demo import FAILURES, run_demo
+    from wifiprov.demo import FAILURES, LINKS, run_demo
 
     if failure is not None and failure not in FAILURES:
         fail(f"--fail must be one of {', '.join(FAILURES)}")
+    if link not in LINKS:
+        fail(f"--link must be one of {', '.join(LINKS)}")
     logging.basicConfig(level=logging.WARNING)
 
     def say(line: str) -> None:
@@ -425,6 +434,7 @@ def demo(
                 keep=keep,
                 console=console,
                 ble=ble,
+                link=link,
             )
         )
     except KeyboardInterrupt:  # --console: stopped with Ctrl-C, after the clean-up

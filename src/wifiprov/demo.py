@@ -4,7 +4,10 @@ A cloud on a temporary SQLite database (a user, an organization, a template), a 
 network and a simulated device in AP mode, then the provisioner against them: the device comes
 online, is named, and a virtual-pin value goes to it and comes back. ``--fail`` first shows a
 failure path (the device's own error code, explained) and then the recovery. ``--ble`` runs the
-provisioner over the simulated Bluetooth LE air (Blynk.Inject) instead. ``--console`` leaves the
+provisioner over the simulated Bluetooth LE air (Blynk.Inject) instead. ``--link mqtt`` links the
+device to the cloud over Blynk's MQTT API instead of the Blynk protocol (the cloud then listens
+for MQTT too, and the template names its pins' datastreams ``V1`` and ``V2``, which is how an
+MQTT-linked agent's pins are reached); the provisioner's flow is the same. ``--console`` leaves the
 cloud (and the device) running after the flow and prints the web console's URL with the demo
 user's e-mail and password, until Ctrl-C: the provisioned device is there in a browser.
 """
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wifiprov.cloud import accounts, templates
+from wifiprov.cloud import accounts, datastreams, templates
 from wifiprov.cloud.app import Cloud
 from wifiprov.cloud.settings import CloudSettings
 from wifiprov.device import machine as sm
@@ -38,6 +41,7 @@ from wifiprov.wire import inject
 HOME = "Home WiFi"
 HOME_PASSWORD = "correct horse battery"
 FAILURES = ("wrong-password", "not-found", "no-dhcp")
+LINKS = ("blynk", "mqtt")
 
 
 async def run_demo(
@@ -49,17 +53,20 @@ async def run_demo(
     keep: bool = False,
     console: bool = False,
     ble: bool = False,
+    link: str = "blynk",
 ) -> dict[str, Any]:
     """The whole flow. Without ``workdir`` it works in a new private temporary folder (0700),
     removed at the end unless ``keep``: it holds a device token and a WiFi password.
 
     With ``console`` it then says the console's URL and the demo user's credentials and keeps
     the cloud and the device running until cancelled (Ctrl-C); the clean-up happens then."""
+    if link not in LINKS:
+        raise ValueError(f"--link must be one of {', '.join(LINKS)}")
     if workdir is not None:
-        return await _run_demo(say, http, gateway, fail, workdir, console, ble)
+        return await _run_demo(say, http, gateway, fail, workdir, console, ble, link)
     temporary = Path(tempfile.mkdtemp(prefix="wifiprov-demo-"))  # mode 0700
     try:
-        return await _run_demo(say, http, gateway, fail, temporary, console, ble)
+        return await _run_demo(say, http, gateway, fail, temporary, console, ble, link)
     finally:
         if keep:
             say(
@@ -79,18 +86,23 @@ async def _run_demo(
     workdir: Path,
     console: bool = False,
     ble: bool = False,
+    link: str = "blynk",
 ) -> dict[str, Any]:
     password = secrets.token_urlsafe(9)
     settings = CloudSettings(
         db_url=str(workdir / "cloud.sqlite3"), http=http, gateway=gateway, public_host="127.0.0.1"
     )
+    if link == "mqtt":
+        settings.mqtt = (gateway[0], 0)  # any free port on the gateway's address
     cloud = await Cloud.open(settings)
     ready = asyncio.Event()
     serving = asyncio.create_task(cloud.serve(ready))
     await ready.wait()
     url = "http://{}:{}".format(*cloud.http_address)
     gw_port = cloud.gateway.addresses()[0][1]
-    say(f"cloud: API {url}, device gateway 127.0.0.1:{gw_port}, data in {workdir}")
+    mqtt_port = cloud.gateway.mqtt_addresses()["mqtt"][1] if link == "mqtt" else 0
+    mqtt_text = f", MQTT 127.0.0.1:{mqtt_port}" if mqtt_port else ""
+    say(f"cloud: API {url}, device gateway 127.0.0.1:{gw_port}{mqtt_text}, data in {workdir}")
 
     user_id = await accounts.create_user(cloud.db, "demo@example.com", password)
     org_id = await accounts.create_org(cloud.db, "Demo", user_id)
@@ -100,6 +112,10 @@ async def _run_demo(
     say(
         f"cloud: user demo@example.com, organization 'Demo', template {template['id']} 'Smart Lamp'"
     )
+    if link == "mqtt":  # an MQTT-linked agent's pins are reached by datastreams named V<pin>
+        for pin in (1, 2):
+            await datastreams.put_datastream(cloud.db, who, template["id"], f"V{pin}", pin)
+        say("cloud: datastreams V1 and V2 on the template (MQTT devices address values by name)")
 
     air = Air(workdir / "air")
     home = air.add_network(HOME, HOME_PASSWORD, rssi=-45)
@@ -117,6 +133,9 @@ async def _run_demo(
             port=gw_port,
             port_ssl=None,
             machine=sm.Settings(net_timeout=10, cloud_timeout=10, ap_linger=2),
+            link=link,
+            mqtt_port=mqtt_port or 1883,
+            mqtt_port_ssl=None,
         ),
         radio,
         ConfigStore(workdir / "device.json"),
@@ -131,6 +150,10 @@ async def _run_demo(
     device_task = asyncio.create_task(agent.run())
     await agent.ready.wait()
     say(f"device: in setup mode, access point '{agent.ap_name}'")
+    if link == "mqtt":
+        say(f"device: its cloud link is Blynk's MQTT API (127.0.0.1:{mqtt_port})")
+    else:
+        say(f"device: its cloud link is the Blynk protocol (127.0.0.1:{gw_port})")
     if ble_side is not None:
         say(f"device: and over Bluetooth LE (Blynk.Inject) as '{ble_side.name}'")
 
@@ -155,7 +178,7 @@ async def _run_demo(
             await client.write_pin(device["id"], 1, "80")
             echoed = await _wait_for_pin(client, device["id"], "V2")
             say(f"cloud: the device answered on V2: '{echoed}'")
-            result = {"device": device, "V2": echoed, "cloud": url}
+            result = {"device": device, "V2": echoed, "cloud": url, "link": link}
             if console:
                 say(f"demo complete: '{device['name']}' is online and answered '{echoed}'")
                 say(f"console: {url}/ (sign in as demo@example.com, password {password})")

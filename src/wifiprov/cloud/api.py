@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from wifiprov import __version__
-from wifiprov.cloud import accounts, console, datastreams, devices, provisioning, templates
+from wifiprov.cloud import (
+    accounts,
+    console,
+    datastreams,
+    device_actions,
+    devices,
+    provisioning,
+    templates,
+)
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.body_limit import MAX_BODY, BodyLimit, BodyTooLarge
 from wifiprov.cloud.bus import Bus
@@ -354,6 +362,23 @@ def create_app(db: Database, bus: Bus, hasher: TokenHasher, settings: CloudSetti
     @app.post("/api/devices/{device_id}/redirect", status_code=202, tags=["devices"])
     async def redirect(who: Who, device_id: RowId, body: Redirect) -> dict[str, Any]:
         return await devices.redirect(db, bus, who, device_id, body.host, body.port)
+
+    @app.post("/api/devices/{device_id}/ping", tags=["devices"])
+    async def ping(
+        who: Who,
+        device_id: RowId,
+        timeout: Annotated[
+            float, Query(gt=0, le=device_actions.MAX_PING_TIMEOUT)
+        ] = device_actions.PING_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Blynk's "Ping": ``downlink/ping`` (QoS 1) to an MQTT device; answers once it
+        acknowledges (``acked``, ``rtt_ms``) or after ``timeout`` seconds (``acked`` false)."""
+        return await device_actions.ping(db, bus, who, device_id, timeout)
+
+    @app.post("/api/devices/{device_id}/reboot", status_code=202, tags=["devices"])
+    async def reboot(who: Who, device_id: RowId) -> dict[str, Any]:
+        """Blynk's "Reboot": ``downlink/reboot`` (MQTT) or INTERNAL ``dbg reboot``."""
+        return await device_actions.reboot(db, bus, who, device_id)
 
     @app.get("/api/devices/{device_id}/pins", tags=["devices"])
     async def read_pins(who: Who, device_id: RowId) -> dict[str, list[str]]:

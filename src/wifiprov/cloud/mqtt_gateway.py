@@ -8,6 +8,12 @@ subscribe only under ``downlink/``. It is not a broker: nothing is routed betwee
 session outlives its connection, retained messages are not kept, and QoS 2 is refused (MQTT 5
 says so in the CONNACK). Values are addressed by datastream name; the template's datastreams
 bind names to virtual pins, so a value is one value whichever protocol wrote it.
+
+QoS 1 downlinks wait in ``inflight`` for their PUBACK (at most ``MAX_INFLIGHT``, and in MQTT 5 at
+most the client's Receive Maximum; their packet identifiers are not reused meanwhile). They are
+never resent: MQTT 5 forbids resending on a live connection and both versions resend only when a
+session is resumed, which a clean session never is (docs/cloud.md §QoS). ``downlink/ping`` is
+the cloud's ping (``cloud/device_actions.py``): its PUBACK is reported back over the bus.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from wifiprov.cloud import device_actions
+from wifiprov.cloud.bus import Message
 from wifiprov.cloud.db import DatabaseUnavailable
 from wifiprov.cloud.device_time import utc_json
 from wifiprov.cloud.sessions import DeviceSessions, Session, State
@@ -50,6 +58,7 @@ DEFAULT_RXBUFF = 1024  # until info/mcu says otherwise (Blynk's libraries use 10
 WS_PATH = "/mqtt"  # where MQTT over WebSocket is served, as Blynk.Cloud does
 MAX_GETS = 4  # get/ds requests of one connection being answered at once
 ALWAYS_DELIVERED = ("downlink/redirect", "downlink/ota/json")  # even without a subscription
+MAX_INFLIGHT = 100  # QoS 1 downlinks awaiting their PUBACK (MQTT 5: at most Receive Maximum)
 
 # The session core's login answers as CONNACK codes: (3.1.1, 5).
 _CONNACK = {
@@ -75,6 +84,9 @@ class MqttConnection(Session, asyncio.Protocol):
         self.pins: dict[int, str] = {}
         self.buffer_in = DEFAULT_RXBUFF
         self.gets = 0  # get/ds answers under way
+        # QoS 1 downlinks not yet acknowledged: packet id -> (sent at, the cloud's ping id)
+        self.inflight: dict[int, tuple[float, str | None]] = {}
+        self.receive_max = MAX_INFLIGHT
 
     # --- asyncio callbacks ---
     def connection_made(self, transport: Any) -> None:
@@ -100,6 +112,11 @@ class MqttConnection(Session, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost()
+        # A clean session ends here: unacknowledged messages are dropped, not kept for later.
+        for _, ping_id in self.inflight.values():
+            if ping_id is not None:
+                self.report_ping(ping_id, None)
+        self.inflight.clear()
 
     # --- sending ---
     def fail(self, reason: str, code: int) -> None:
@@ -109,23 +126,41 @@ class MqttConnection(Session, asyncio.Protocol):
         self.close(reason, fault=True)
 
     def next_packet_id(self) -> int:
-        self.packet_id = self.packet_id % 0xFFFF + 1
-        return self.packet_id
+        """The next packet identifier, skipping those of unacknowledged messages."""
+        while True:
+            self.packet_id = self.packet_id % 0xFFFF + 1
+            if self.packet_id not in self.inflight:
+                return self.packet_id
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> bool:
-        """Send a downlink message if the device subscribed to it (at the lower of the two
-        QoS), and if it fits the device's ``rxbuff``. False when not sent."""
+        """Send a downlink message; False when not sent (see ``downlink``)."""
+        return self.downlink(topic, payload, qos) is None
+
+    def downlink(
+        self, topic: str, payload: bytes, qos: int = 0, ping_id: str | None = None
+    ) -> str | None:
+        """Send a downlink message if the device subscribed to it, at the lower of the
+        message's and the subscription's QoS, if it fits the device's ``rxbuff`` and (QoS 1)
+        the device has room for another unacknowledged message. None when sent, else why not.
+
+        A ping (``ping_id``) goes at QoS 1 whatever QoS the subscription has, as Blynk.Cloud
+        sends it: its PUBACK is the answer (Blynk's own samples subscribe ``downlink/#`` at QoS
+        0 and rely on it; every client library acknowledges a QoS 1 message it receives)."""
         granted = max(
             (q for f, q in self.subscriptions.items() if mqtt.topic_matches(f, topic)), default=-1
         )
         if granted < 0:
             if topic not in ALWAYS_DELIVERED:
-                return False
+                return f"the device has not subscribed to {topic}"
             granted = 0
-        qos = min(qos, granted)
-        data = mqtt.encode_publish(
-            topic, payload, self.version, qos, self.next_packet_id() if qos else 0
-        )
+        qos = 1 if ping_id is not None else min(qos, granted)
+        if qos and len(self.inflight) >= self.receive_max:
+            return (
+                f"the device has {len(self.inflight)} QoS 1 messages unacknowledged, "
+                f"as many as it may have"
+            )
+        packet_id = self.next_packet_id() if qos else 0
+        data = mqtt.encode_publish(topic, payload, self.version, qos, packet_id)
         if len(data) > self.buffer_in:
             log.warning(
                 "device %d: dropped a %d-byte message (its rxbuff is %d)",
@@ -133,9 +168,32 @@ class MqttConnection(Session, asyncio.Protocol):
                 len(data),
                 self.buffer_in,
             )
-            return False
+            return (
+                f"the message is {len(data)} bytes; the device accepts at most "
+                f"{self.buffer_in} (its rxbuff)"
+            )
         self.send(data)
-        return self.state is not State.CLOSED
+        if self.state is State.CLOSED:
+            return "the connection closed"
+        if qos:
+            self.inflight[packet_id] = (time.monotonic(), ping_id)
+        return None
+
+    def on_puback(self, packet_id: int) -> None:
+        """A QoS 1 downlink acknowledged (an unknown identifier, e.g. acknowledged twice, is
+        ignored); a ping's acknowledgement goes to whoever asked for it."""
+        sent = self.inflight.pop(packet_id, None)
+        if sent is not None and sent[1] is not None:
+            self.report_ping(sent[1], (time.monotonic() - sent[0]) * 1000)
+
+    def report_ping(self, ping_id: str, rtt_ms: float | None) -> None:
+        """Say over the bus that a ping was acknowledged (``rtt_ms``), or never will be."""
+        answer: Message = {"node": self.core.node, "acked": rtt_ms is not None}
+        if rtt_ms is None:
+            answer["reason"] = "the connection closed before the device acknowledged the ping"
+        else:
+            answer["rtt_ms"] = round(rtt_ms, 3)
+        self.core.spawn(self.core.bus.publish(device_actions.ping_subject(ping_id), answer))
 
     def diag(self, text: str) -> None:
         """Tell the device what it did wrong (Blynk's ``downlink/diag``)."""
@@ -209,6 +267,8 @@ class MqttConnection(Session, asyncio.Protocol):
         elif isinstance(packet, Ack):
             if packet.kind != mqtt.Type.PUBACK:  # (QoS 2 flows: never started by us)
                 self.fail("MQTT: unexpected QoS 2 acknowledgement", Reason.PROTOCOL_ERROR)
+            else:
+                self.on_puback(packet.packet_id)
         elif isinstance(packet, mqtt.Connect):
             self.fail("MQTT: a second CONNECT", Reason.PROTOCOL_ERROR)
         else:
@@ -224,6 +284,12 @@ class MqttConnection(Session, asyncio.Protocol):
         if packet.username != USERNAME or not packet.password:
             self.failed_credentials()
             return
+        receive_max = packet.properties.get(mqtt.RECEIVE_MAXIMUM, MAX_INFLIGHT)
+        if receive_max == 0:  # MQTT 5 §3.1.2.11.3: a Protocol Error
+            self.send(mqtt.encode_connack(Reason.PROTOCOL_ERROR, self.version))
+            self.close("MQTT: CONNECT with a Receive Maximum of 0")
+            return
+        self.receive_max = min(MAX_INFLIGHT, receive_max)
         if packet.keepalive:
             self.heartbeat_timeout = packet.keepalive * KEEPALIVE_FACTOR
         else:
@@ -489,6 +555,48 @@ class MqttOverWebSocket(asyncio.Protocol):
         self.transport.close()
 
 
+def act(core: DeviceSessions, msg: Message) -> Message | None:
+    """``device_actions.DEVICE_ACTIONS`` on the node: reply only when holding the device's live
+    connection, ``{"node", "delivered", "sent"}`` or ``{"node", "delivered": false,
+    "reason"}``."""
+    try:
+        device_id, action = int(msg["device_id"]), str(msg["action"])
+    except (KeyError, TypeError, ValueError):
+        log.warning("dropped a malformed device action on the bus")
+        return None
+    conn = core.sessions.get(device_id)
+    if conn is None or conn.state is not State.ONLINE:
+        return None
+    sent, why = "", None
+    if isinstance(conn, MqttConnection):
+        if action == "ping":
+            sent = "downlink/ping (QoS 1)"
+            ping_id = str(msg.get("ping_id", ""))
+            if not (ping_id.isascii() and ping_id.isalnum() and len(ping_id) <= 32):
+                log.warning("dropped a ping without a well-formed id")
+                return None
+            why = conn.downlink("downlink/ping", b"", 1, ping_id)
+        elif action == "reboot":
+            sent = "downlink/reboot"
+            why = conn.downlink("downlink/reboot", b"")
+        else:
+            why = f"no such action: {action[:32]}"
+    elif action == "reboot":  # Blynk's device menu "Reboot": INTERNAL dbg reboot (docs/cloud.md)
+        sent = "INTERNAL dbg reboot"
+        if not conn.deliver_kind("internal", ["dbg", "reboot"]):
+            why = "the connection could not take the message"
+    elif action == "ping":
+        why = (
+            f"the device is connected over {conn.protocol}: pinging it from the cloud is not "
+            "supported yet (only devices on Blynk's MQTT API answer a ping here)"
+        )
+    else:
+        why = f"no such action: {action[:32]}"
+    if why is not None:
+        return {"node": core.node, "delivered": False, "reason": why}
+    return {"node": core.node, "delivered": True, "sent": sent}
+
+
 async def start_listeners(gateway: Gateway) -> list[asyncio.Server]:
     """The MQTT listeners the settings ask for (``--mqtt``, ``--mqtt-tls``, ``--mqtt-ws``,
     ``--mqtt-wss``)."""
@@ -496,6 +604,11 @@ async def start_listeners(gateway: Gateway) -> list[asyncio.Server]:
 
     loop = asyncio.get_running_loop()
     s = gateway.settings
+    # Ping and reboot, for devices of either protocol (the core unsubscribes it at stop).
+    actions = await gateway.bus.subscribe(
+        device_actions.DEVICE_ACTIONS, lambda msg: act(gateway, msg)
+    )
+    gateway._subs.append(actions)
     servers = []
     if s.mqtt:
         servers.append(

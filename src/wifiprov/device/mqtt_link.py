@@ -17,10 +17,14 @@ What the cloud sends: ``downlink/ds/<name>`` reaches the agent's pin-write handl
 name is ``V<pin>`` (the device knows pins, not names: a template's datastream must be named
 ``V1`` ... for its pin to reach an MQTT-linked agent); ``downlink/diag`` and
 ``downlink/redirect`` are logged (a redirect is not followed: the agent's next connection goes
-to its configured host, as after any lost connection). Blynk's MQTT API has no console channel
-(no INTERNAL ``dbg``) and no "reconfigure" command, so the cloud console's commands and
-"Reconfigure" do not reach an MQTT-linked device (the cloud answers 409, docs/cloud.md §MQTT);
-the device's button or a local reset does.
+to its configured host, as after any lost connection). ``downlink/reboot`` is the cloud's
+"Reboot": it goes to the agent as the console command ``reboot``, exactly as the Blynk link's
+INTERNAL ``dbg reboot`` does (the agent restarts, re-reading its stored configuration: nothing
+is lost). ``downlink/ping`` needs nothing here: paho acknowledges the QoS 1 message (PUBACK),
+which is the answer the cloud waits for. Blynk's MQTT API has no console channel (no INTERNAL
+``dbg``) and no "reconfigure" command, so the cloud console's other commands and "Reconfigure"
+do not reach an MQTT-linked device (the cloud answers 409, docs/cloud.md §MQTT); the device's
+button or a local reset does.
 ``send_console_reply`` is therefore a no-op here. ``virtual_write(pin, ...)`` publishes
 ``ds/V<pin>`` (NUL between multi-values).
 """
@@ -179,6 +183,11 @@ class MqttLink:
             log.warning("the cloud redirects to %r: not followed over MQTT", text[:80])
         elif topic == "downlink/diag":
             log.info("the cloud says: %s", text[:200])
+        elif topic == "downlink/reboot":
+            log.info("the cloud asks for a reboot")
+            self._callback(self.callbacks.on_console, "reboot")
+        elif topic == "downlink/ping":
+            log.debug("the cloud pings (acknowledged by the client library)")
         return None
 
     def _callback(self, func: Any, *args: object) -> None:
