@@ -29,23 +29,36 @@ MAX_UNIT = 16
 NAME = re.compile(r"[^/+#\x00-\x1f\x7f]{1," + str(DATASTREAM_NAME_LENGTH) + "}")
 
 
-def check(name: str, pin: int, kind: str, lo: float | None, hi: float | None, unit: str) -> None:
+def problems(
+    name: str, pin: int, kind: str, lo: float | None, hi: float | None, unit: str
+) -> dict[str, str]:
+    """What is wrong with a datastream, by field (``name``, ``pin``, ``type``, ``min``, ``max``,
+    ``unit``), in the order ``check`` reports it; empty when nothing is. The console shows each
+    message next to its field."""
+    found: dict[str, str] = {}
     if not NAME.fullmatch(name) or name != name.strip():
-        raise Invalid(
+        found["name"] = (
             f"a datastream name is 1 to {DATASTREAM_NAME_LENGTH} characters, without '/', '+', "
             "'#', control characters or surrounding spaces"
         )
     if not 0 <= pin <= MAX_PIN:
-        raise Invalid(f"the pin is V0..V{MAX_PIN}")
+        found["pin"] = f"the pin is V0..V{MAX_PIN}"
     if kind not in TYPES:
-        raise Invalid(f"the type is one of {', '.join(TYPES)}")
-    for bound in (lo, hi):
+        found["type"] = f"the type is one of {', '.join(TYPES)}"
+    for field, bound in (("min", lo), ("max", hi)):
         if bound is not None and not math.isfinite(bound):
-            raise Invalid("min and max are finite numbers")
-    if lo is not None and hi is not None and lo > hi:
-        raise Invalid("min is larger than max")
+            found[field] = "min and max are finite numbers"
+    if lo is not None and hi is not None and "min" not in found and "max" not in found and lo > hi:
+        found["min"] = "min is larger than max"
     if len(unit) > MAX_UNIT or any(ord(c) < 32 for c in unit):
-        raise Invalid(f"the unit is at most {MAX_UNIT} characters on one line")
+        found["unit"] = f"the unit is at most {MAX_UNIT} characters on one line"
+    return found
+
+
+def check(name: str, pin: int, kind: str, lo: float | None, hi: float | None, unit: str) -> None:
+    """Raises Invalid with the first of ``problems``."""
+    for message in problems(name, pin, kind, lo, hi, unit).values():
+        raise Invalid(message)
 
 
 def _public(row: Any) -> dict[str, Any]:

@@ -5,19 +5,27 @@ devices advertise in setup mode (``wire/naming.py``, with ``XXXX`` for the chip'
 ``device.toml`` of ``wifiprov device`` (the CLI's own ``device_toml``) and the ``#define`` lines of
 an Edgent sketch, each with a copy button (``copy.js``). The hotspot prefix belongs to the
 organization (edited on the members page), so the template's edit page only renames it.
+
+The template page also lists the template's datastreams (``cloud/datastreams.py``: a name bound
+to a virtual pin, for devices on Blynk's MQTT API); who may edit the template adds, edits and
+deletes them, with the API's own checks (``datastreams.problems``) shown next to each field.
+A datastream is addressed by its name in the query string (``?name=``), never in the path: a
+name may be ``..`` or hold ``%`` and ``?``, which a path would not keep.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi.responses import Response
 
-from wifiprov.cloud import templates
+from wifiprov.cloud import datastreams, templates
 from wifiprov.cloud.accounts import RIGHTS
 from wifiprov.cloud.console import kit
-from wifiprov.cloud.db.schema import NAME_LENGTH
-from wifiprov.cloud.errors import Invalid
+from wifiprov.cloud.db.schema import DATASTREAM_NAME_LENGTH, NAME_LENGTH
+from wifiprov.cloud.errors import Conflict, Invalid, NotFound
 from wifiprov.provisioner.objects import device_toml
 from wifiprov.wire.naming import AP_NAME_LIMIT, BLE_NAME_LIMIT, DEFAULT_PREFIX, ap_name, ble_name
 
@@ -121,6 +129,7 @@ async def create(page: kit.Page) -> Response:
 async def _show(page: kit.PageContext, template_id: str, notice: str = "") -> Response:
     config = await templates.firmware_config(page.db, page.who, template_id, page.settings)
     template = await templates.get_template(page.db, page.who, template_id)
+    streams = await datastreams.list_datastreams(page.db, page.who, template_id)
     return page.render(
         "templates/show.html",
         title=template["name"],
@@ -131,6 +140,7 @@ async def _show(page: kit.PageContext, template_id: str, notice: str = "") -> Re
         defines=firmware_defines(config),
         can_manage="manage" in _rights(page, template),
         notice=notice,
+        datastreams=[_shown(ds) for ds in streams],
     )
 
 
@@ -139,10 +149,21 @@ def _rights(page: kit.PageContext, template: dict[str, Any]) -> frozenset[str]:
     return RIGHTS[role] if role else frozenset()
 
 
+# What the template page says after a datastream form: a fixed table, so a link cannot make
+# the page say anything else.
+DATASTREAM_OUTCOMES = {
+    "added": "Datastream added.",
+    "saved": "Datastream saved.",
+    "deleted": "Datastream deleted.",
+}
+
+
 @router.get("/templates/{template_id}")
-async def show(page: kit.Page, template_id: str, created: int = 0, renamed: int = 0) -> Response:
+async def show(
+    page: kit.Page, template_id: str, created: int = 0, renamed: int = 0, ds: str = ""
+) -> Response:
     notice = "Template created." if created else "Template saved." if renamed else ""
-    return await _show(page, template_id, notice)
+    return await _show(page, template_id, notice or DATASTREAM_OUTCOMES.get(ds, ""))
 
 
 async def _edit(
@@ -193,3 +214,175 @@ async def edit(page: kit.Page, template_id: str) -> Response:
         else:
             return page.redirect(f"/templates/{template_id}?renamed=1")
     return await _edit(page, template, 400, errors=errors, name=name, description=description)
+
+
+# --- datastreams ------------------------------------------------------------------------------
+
+
+def number_text(value: float | None) -> str:
+    """A bound as a person writes it: ``0``, ``-40.5``, ``1e+20``; empty when there is none."""
+    if value is None:
+        return ""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _shown(ds: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **ds,
+        "min_text": number_text(ds["min"]),
+        "max_text": number_text(ds["max"]),
+        "query": urlencode({"name": ds["name"]}),
+    }
+
+
+def _pin(text: str) -> int:
+    """``V12``, ``v12`` or ``12`` as 12; anything else -1, which ``datastreams.problems``
+    refuses with the API's words."""
+    digits = text.strip().removeprefix("V").removeprefix("v")
+    if digits.isascii() and digits.isdigit() and len(digits) <= 3:
+        return int(digits)
+    return -1
+
+
+def _number(text: str) -> float | None:
+    """An optional bound: None when empty, NaN (refused as not finite) when not a number."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + "."
+
+
+async def _find(page: kit.PageContext, template_id: str, name: str) -> dict[str, Any]:
+    """The datastream ``name`` of a template the user may edit (404 page when there is none)."""
+    for ds in await datastreams.list_datastreams(page.db, page.who, template_id):
+        if ds["name"] == name:
+            return ds
+    raise NotFound(f"no datastream {name!r} in template {template_id}")
+
+
+async def _form(
+    page: kit.PageContext,
+    template: dict[str, Any],
+    values: dict[str, str],
+    editing: bool,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    title = f"Edit datastream {values['name']}" if editing else "Add a datastream"
+    return page.render(
+        "templates/datastream.html",
+        status,
+        title=title,
+        tmpl=template,
+        values=values,
+        editing=editing,
+        errors=errors or {},
+        types=datastreams.TYPES,
+        ds_name_length=DATASTREAM_NAME_LENGTH,
+        max_pin=datastreams.MAX_PIN,
+        max_unit=datastreams.MAX_UNIT,
+    )
+
+
+def _values(ds: dict[str, Any]) -> dict[str, str]:
+    return {
+        "name": ds["name"],
+        "pin": ds["pin"].removeprefix("V"),
+        "type": ds["type"],
+        "min": number_text(ds["min"]),
+        "max": number_text(ds["max"]),
+        "unit": ds["unit"],
+    }
+
+
+async def _save(
+    page: kit.PageContext, template: dict[str, Any], form: dict[str, str], editing: bool
+) -> Response:
+    """Add or change a datastream from ``form``; the form again, with each field's problem and
+    nothing changed, when it cannot be."""
+    values = {key: form.get(key, "") for key in ("name", "pin", "type", "min", "max", "unit")}
+    pin, lo, hi = _pin(values["pin"]), _number(values["min"]), _number(values["max"])
+    errors = {
+        key: _sentence(message)
+        for key, message in datastreams.problems(
+            values["name"], pin, values["type"], lo, hi, values["unit"]
+        ).items()
+    }
+    existing = await datastreams.list_datastreams(page.db, page.who, template["id"])
+    known = any(ds["name"] == values["name"] for ds in existing)
+    if editing and not known:
+        raise NotFound(f"no datastream {values['name']!r} in template {template['id']}")
+    if not editing and known and "name" not in errors:
+        errors["name"] = "This template has a datastream of this name already: edit that one."
+    if not errors:
+        try:
+            await datastreams.put_datastream(
+                page.db, page.who, template["id"], values["name"], pin, values["type"], lo, hi,
+                values["unit"],
+            )  # fmt: skip
+        except Conflict as exc:  # the pin is another datastream's
+            errors["pin"] = _sentence(exc.message)
+        else:
+            outcome = "saved" if editing else "added"
+            return page.redirect(f"/templates/{template['id']}?ds={outcome}#datastreams")
+    return await _form(page, template, values, editing, 400, errors)
+
+
+@router.get("/templates/{template_id}/datastreams/new")
+async def new_datastream_page(page: kit.Page, template_id: str) -> Response:
+    template = await templates.get_template(page.db, page.who, template_id, right="manage")
+    taken = {
+        int(ds["pin"][1:])
+        for ds in await datastreams.list_datastreams(page.db, page.who, template_id)
+    }
+    free = next((p for p in range(datastreams.MAX_PIN + 1) if p not in taken), None)
+    values = {"name": "", "pin": "" if free is None else str(free), "type": "double"}
+    return await _form(page, template, {**values, "min": "", "max": "", "unit": ""}, False)
+
+
+@router.post("/templates/{template_id}/datastreams/new")
+async def new_datastream(page: kit.Page, template_id: str) -> Response:
+    template = await templates.get_template(page.db, page.who, template_id, right="manage")
+    return await _save(page, template, await page.form(), editing=False)
+
+
+@router.get("/templates/{template_id}/datastreams/edit")
+async def edit_datastream_page(page: kit.Page, template_id: str, name: str = "") -> Response:
+    template = await templates.get_template(page.db, page.who, template_id, right="manage")
+    ds = await _find(page, template_id, name)
+    return await _form(page, template, _values(ds), True)
+
+
+@router.post("/templates/{template_id}/datastreams/edit")
+async def edit_datastream(page: kit.Page, template_id: str) -> Response:
+    template = await templates.get_template(page.db, page.who, template_id, right="manage")
+    return await _save(page, template, await page.form(), editing=True)
+
+
+@router.get("/templates/{template_id}/datastreams/delete")
+async def delete_datastream_page(page: kit.Page, template_id: str, name: str = "") -> Response:
+    template = await templates.get_template(page.db, page.who, template_id, right="manage")
+    ds = await _find(page, template_id, name)
+    return page.render(
+        "templates/datastream_delete.html",
+        title=f"Delete datastream {ds['name']}",
+        tmpl=template,
+        ds=ds,
+    )
+
+
+@router.post("/templates/{template_id}/datastreams/delete")
+async def delete_datastream(page: kit.Page, template_id: str) -> Response:
+    await templates.get_template(page.db, page.who, template_id, right="manage")
+    form = await page.form()
+    await datastreams.delete_datastream(page.db, page.who, template_id, form.get("name", ""))
+    return page.redirect(f"/templates/{template_id}?ds=deleted#datastreams")
