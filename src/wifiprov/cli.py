@@ -601,6 +601,8 @@ PROVISIONER = (
     "provision",
     "devices",
     "reconfigure",
+    "ping",
+    "reboot",
     "erase",
     "delete",
     "rename",

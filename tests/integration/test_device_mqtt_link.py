@@ -257,6 +257,41 @@ async def test_the_agent_is_provisioned_over_mqtt_and_reconnects_after_a_cloud_r
     assert rig.air.aps() == []  # a lost cloud never reopens the AP
 
 
+async def test_the_cloud_reboots_and_pings_the_agent_over_mqtt(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """downlink/reboot restarts the agent as the Blynk link's INTERNAL dbg reboot does: it logs
+    in again from its stored configuration (nothing lost); downlink/ping is acknowledged."""
+    caplog.set_level(logging.INFO, "wifiprov")
+    request = await provisioning_token(rig.mq.rc, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    async with rig.mq.rc.client(rig.mq.rc.owner_token) as api:
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        url = f"/api/devices/{claim['device_id']}"
+
+        async def online() -> bool:
+            return bool((await api.get(url)).json()["online"])
+
+        await until(online)
+        pinged = (await api.post(f"{url}/ping")).json()
+        assert pinged["acked"] is True, pinged
+        before = (await api.get(url)).json()["connected_at"]
+        reply = await api.post(f"{url}/reboot")
+        assert reply.status_code == 202 and reply.json()["sent"] == "downlink/reboot"
+
+        async def back_with_a_new_connection() -> bool:
+            device = (await api.get(url)).json()
+            return bool(device["online"] and device["connected_at"] != before)
+
+        await until(back_with_a_new_connection, timeout=15)
+    await rig.until_state(State.RUNNING)
+    assert "the cloud asks for a reboot" in caplog.text
+    assert rig.store.load().config.token == request["token"]  # the configuration is kept
+    assert rig.air.aps() == []  # a reboot is no reconfigure: the AP stays closed
+
+
 async def test_the_agent_over_mqtt_reports_703_for_a_wrong_token(rig: Rig) -> None:
     async with await rig.portal() as portal:
         await portal.get("/config?" + config_query("Z" * 32))

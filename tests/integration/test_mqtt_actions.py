@@ -5,12 +5,14 @@ clean sessions that redeliver nothing, and a Blynk-protocol device told to reboo
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 
 from tests.conftest import RunningCloud
 from tests.integration.support import online_device, provisioning_token
+from tests.integration.test_cli_objects import Terminal
 from tests.integration.test_mqtt import (
     PahoDevice,
     RawMqtt,
@@ -180,3 +182,39 @@ async def test_a_clean_session_redelivers_nothing(mq: RunningCloud) -> None:  # 
     again.send(mqtt.PINGREQ)
     assert await again.recv() == mqtt.PingResp()  # nothing was resent before it
     again.close()
+
+
+async def test_ping_and_reboot_from_the_terminal(mq: RunningCloud, tmp_path: Path) -> None:  # noqa: F811
+    term = Terminal(tmp_path / "config")
+    term.sign_in(mq.http_url, mq.owner_token)
+    template_id = await thermostat(mq)
+    request = await provisioning_token(mq, template_id)
+    dev = PahoDevice(request["token"])
+    assert not (await dev.connect(mqtt_port(mq))).is_failure
+    try:
+        await dev.subscribe("downlink/#", qos=1)
+        await dev.publish("info/mcu", info(template_id))
+        device_id = (await claimed(mq, request["id"]))["device_id"]
+        async with mq.client(mq.owner_token) as api:
+            await api.patch(f"/api/devices/{device_id}", json={"name": "Porch lamp"})
+        code, out, err = await term.run("ping", "Porch lamp")
+        assert code == 0, (out, err)
+        assert f"device {device_id} 'Porch lamp' acknowledged the ping in" in out
+        reply = await term.json("ping", str(device_id))
+        assert reply["acked"] is True and reply["rtt_ms"] >= 0
+        code, out, err = await term.run("reboot", "Porch lamp")
+        assert code == 0, (out, err)
+        assert f"reboot: sent downlink/reboot to device {device_id} 'Porch lamp'" in out
+        seen = [await dev.receive() for _ in range(3)]
+        assert seen == [("downlink/ping", b""), ("downlink/ping", b""), ("downlink/reboot", b"")]
+        code, out, err = await term.run("ping", "Garage")
+        assert code == 1 and "no device named 'Garage'" in out + err
+    finally:
+        dev.stop()
+    # A device that withholds its PUBACK: exit status 1, saying so.
+    raw_id, _, _, raw = await online_mqtt(mq)
+    code, out, err = await term.run("ping", str(raw_id), "--timeout", "0.3")
+    assert code == 1 and "did not acknowledge it within 0.3 s" in err, (out, err)
+    raw.close()
+    code, out, err = await term.run("reboot", str(raw_id))
+    assert code == 1 and "offline" in out + err

@@ -1,6 +1,7 @@
 """MQTT devices on two cloud processes (`wifiprov cloud --mqtt`) sharing PostgreSQL and NATS:
-a claim over node B seen by a long poll on node A, presence, a pin write from A delivered by B,
-and a newer login on A replacing B's connection."""
+a claim over node B seen by a long poll on node A, presence, a pin write, a ping (answered by the
+device's PUBACK) and a reboot from A delivered by B, and a newer login on A replacing B's
+connection."""
 
 from __future__ import annotations
 
@@ -79,6 +80,18 @@ async def test_mqtt_devices_across_two_nodes(pg_db: str) -> None:
             assert await device.recv() == mqtt.Publish(
                 "downlink/ds/Power", b"on", 1, False, False, 1
             )
+            # Ping and reboot asked on node A reach the device on node B; its PUBACK, read by
+            # node B, answers the ping on node A.
+            pinging = asyncio.create_task(api.post(f"/api/devices/{device_id}/ping"))
+            sent = await device.recv()
+            assert isinstance(sent, mqtt.Publish) and sent.topic == "downlink/ping"
+            assert sent.qos == 1 and sent.payload == b""
+            device.send(mqtt.encode_puback(sent.packet_id, MQTT_5))
+            pinged = (await pinging).json()
+            assert pinged["acked"] is True and pinged["node"] == "node-b", pinged
+            reply = await api.post(f"/api/devices/{device_id}/reboot")
+            assert reply.status_code == 202 and reply.json()["node"] == "node-b"
+            assert await device.recv() == mqtt.Publish("downlink/reboot", b"")
             # A newer login on node A replaces the connection node B holds.
             again = await RawMqtt.connect(mqtt_a, request["token"], MQTT_5)
             assert isinstance(await again.recv(), mqtt.ConnAck)

@@ -486,6 +486,73 @@ def reconfigure(
     out.print(f"reconfigure: {reply.get('message') or 'done'} (device {device_id})")
 
 
+async def _find(client: CloudClient, wanted: str) -> dict[str, Any]:
+    """A device by id (digits) or by its exact name."""
+    if wanted.isascii() and wanted.isdigit():
+        return await client.device(int(wanted))
+    found = [d for d in await client.devices() if d["name"] == wanted]
+    if not found:
+        _fail(f"no device named {wanted!r}", "see `wifiprov devices` for ids and names")
+    if len(found) > 1:
+        ids = ", ".join(str(d["id"]) for d in found)
+        _fail(f"several devices are named {wanted!r}", f"give its id instead: one of {ids}")
+    return found[0]
+
+
+DeviceRef = Annotated[str, typer.Argument(help="device id or name (see `wifiprov devices`)")]
+
+
+def ping(
+    device: DeviceRef,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for its acknowledgement (at most 30)")
+    ] = 5.0,
+    cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ping an online device through the cloud (Blynk's "Ping": MQTT devices acknowledge
+    downlink/ping); exit status 1 when it does not acknowledge."""
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with _cloud(cloud) as client:
+            found = await _find(client, device)
+            path = f"/api/devices/{found['id']}/ping"
+            return found, dict(await client.call("POST", path, params={"timeout": timeout}))
+
+    found, reply = _run(main())
+    if json_out:
+        print(json.dumps(reply), flush=True)
+    else:
+        who = f"device {found['id']} '{found['name']}'"
+        node = f" (node {reply['node']})" if reply.get("node") else ""
+        if reply["acked"]:
+            out.print(f"{who} acknowledged the ping in {reply['rtt_ms']:.1f} ms{node}")
+        else:
+            err.print(f"{who}: {reply['message']}{node}", highlight=False)
+    if not reply["acked"]:
+        raise typer.Exit(1)
+
+
+def reboot(
+    device: DeviceRef,
+    cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
+) -> None:
+    """Tell an online device to reboot (Blynk's "Reboot": downlink/reboot over MQTT, INTERNAL
+    dbg reboot over the Blynk protocol); a wifiprov agent restarts and keeps its configuration."""
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with _cloud(cloud) as client:
+            found = await _find(client, device)
+            return found, dict(await client.call("POST", f"/api/devices/{found['id']}/reboot"))
+
+    found, reply = _run(main())
+    out.print(
+        f"reboot: sent {reply.get('sent') or 'the reboot'} to device {found['id']} "
+        f"'{found['name']}'",
+        highlight=False,
+    )
+
+
 def _destructive(verb: str, question: str, done: str, doc: str) -> Any:
     def command(
         device_id: Annotated[int, typer.Argument(help="device id (see `wifiprov devices`)")],
@@ -548,6 +615,8 @@ def register(app: typer.Typer) -> None:
     app.command()(provision)
     app.command()(devices)
     app.command(name="reconfigure")(reconfigure)
+    app.command(name="ping")(ping)
+    app.command(name="reboot")(reboot)
     app.command(name="erase")(erase)
     app.command(name="delete")(delete)
     app.command()(rename)
