@@ -201,12 +201,14 @@ async def test_ping_and_reboot_from_the_terminal(mq: RunningCloud, tmp_path: Pat
         assert code == 0, (out, err)
         assert f"device {device_id} 'Porch lamp' acknowledged the ping in" in out
         reply = await term.json("ping", str(device_id))
-        assert reply["acked"] is True and reply["rtt_ms"] >= 0
+        assert reply["acked"] is True and reply["rtt_ms"] >= 0 and reply["api_ms"] > 0
+        code, out, err = await term.run("ping", str(device_id), "--count", "3")
+        assert code == 0 and "3 pings, 3 acknowledged; device round trip min/median/max" in out
         code, out, err = await term.run("reboot", "Porch lamp")
         assert code == 0, (out, err)
         assert f"reboot: sent downlink/reboot to device {device_id} 'Porch lamp'" in out
-        seen = [await dev.receive() for _ in range(3)]
-        assert seen == [("downlink/ping", b""), ("downlink/ping", b""), ("downlink/reboot", b"")]
+        seen = [await dev.receive() for _ in range(6)]
+        assert seen == [("downlink/ping", b"")] * 5 + [("downlink/reboot", b"")]
         code, out, err = await term.run("ping", "Garage")
         assert code == 1 and "no device named 'Garage'" in out + err
     finally:

@@ -505,31 +505,50 @@ DeviceRef = Annotated[str, typer.Argument(help="device id or name (see `wifiprov
 def ping(
     device: DeviceRef,
     timeout: Annotated[
-        float, typer.Option(help="seconds to wait for its acknowledgement (at most 30)")
+        float, typer.Option(help="seconds to wait for each acknowledgement (at most 30)")
     ] = 5.0,
+    count: Annotated[int, typer.Option(min=1, max=1000, help="pings, one after another")] = 1,
     cloud: Annotated[str | None, typer.Option(help="cloud URL")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object per ping")] = False,
 ) -> None:
     """Ping an online device through the cloud (Blynk's "Ping": MQTT devices acknowledge
-    downlink/ping); exit status 1 when it does not acknowledge."""
+    downlink/ping), like ping(8): each round trip, then with --count a summary; exit status 1
+    when no ping was acknowledged."""
 
-    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def main() -> int:
+        acked: list[float] = []
         async with _cloud(cloud) as client:
             found = await _find(client, device)
+            who = f"device {found['id']} '{found['name']}'"
             path = f"/api/devices/{found['id']}/ping"
-            return found, dict(await client.call("POST", path, params={"timeout": timeout}))
+            for _ in range(count):
+                started = time.monotonic()
+                reply = dict(await client.call("POST", path, params={"timeout": timeout}))
+                api_ms = (time.monotonic() - started) * 1000
+                if json_out:
+                    print(json.dumps({**reply, "api_ms": round(api_ms, 3)}), flush=True)
+                node = f", node {reply['node']}" if reply.get("node") else ""
+                if reply["acked"]:
+                    acked.append(float(reply["rtt_ms"]))
+                    if not json_out:
+                        out.print(
+                            f"{who} acknowledged the ping in {reply['rtt_ms']:.1f} ms "
+                            f"({api_ms:.1f} ms through the cloud's API{node})",
+                            highlight=False,
+                        )
+                elif not json_out:
+                    err.print(f"{who}: {reply['message']}{node}", highlight=False)
+        if count > 1 and not json_out:
+            ordered = sorted(acked)
+            line = f"{count} pings, {len(acked)} acknowledged"
+            if ordered:
+                median = ordered[len(ordered) // 2]
+                line += f"; device round trip min/median/max {ordered[0]:.2f}/{median:.2f}/"
+                line += f"{ordered[-1]:.2f} ms"
+            out.print(line, highlight=False)
+        return len(acked)
 
-    found, reply = _run(main())
-    if json_out:
-        print(json.dumps(reply), flush=True)
-    else:
-        who = f"device {found['id']} '{found['name']}'"
-        node = f" (node {reply['node']})" if reply.get("node") else ""
-        if reply["acked"]:
-            out.print(f"{who} acknowledged the ping in {reply['rtt_ms']:.1f} ms{node}")
-        else:
-            err.print(f"{who}: {reply['message']}{node}", highlight=False)
-    if not reply["acked"]:
+    if not _run(main()):
         raise typer.Exit(1)
 
 
