@@ -171,6 +171,45 @@ async def test_malformed_bodies_get_an_error_and_the_connection_survives(
     dev.close()
 
 
+async def test_pin_writes_in_one_read_keep_their_order_and_answers(cloud: RunningCloud) -> None:
+    """Pin writes arriving together (one read) take the gateway's fast path when plain, the
+    full one otherwise (non-ASCII values, a pin written "07", a pin out of range); the newest
+    write to a pin wins whichever path it took, a sync in the middle sees them, and the
+    database ends with the same values."""
+    device_id, _, dev = await online_device(cloud)
+    frames = [
+        blynk.encode(Command.HARDWARE, 10, "vw", "1", "plain"),
+        blynk.encode(Command.HARDWARE, 11, "vw", "1", "café"),  # non-ASCII: the full path
+        blynk.encode(Command.HARDWARE, 12, "vw", "2", "a", "b"),
+        blynk.encode(Command.HARDWARE, 13, "vw", "07", "seven"),  # int("07"): the full path
+        blynk.encode(Command.HARDWARE, 14, "vw", "3", "old"),
+        blynk.encode(Command.HARDWARE_SYNC, 15, "vr", "1", "2", "3", "7"),
+        blynk.encode(Command.HARDWARE, 16, "vw", "3", "new"),
+        blynk.encode(Command.HARDWARE, 17, "vw", "256", "x"),  # out of range
+        blynk.encode(Command.HARDWARE, 18, "vw", "4", ""),
+        blynk.encode(Command.PING, 19),
+    ]
+    await dev.send_raw(b"".join(frames))
+    synced, answers = {}, {}
+    while len(synced) < 4 or 19 not in answers:  # the sync reads the database: any order
+        frame = await dev.recv()
+        assert frame is not None
+        if frame.command == Command.HARDWARE:
+            assert frame.msg_id == 15
+            args = frame.text_args()
+            synced[args[1]] = args[2:]
+        else:
+            answers[frame.msg_id] = frame.status
+    # the sync answers the newest values: V3's second write came in the same read
+    assert synced == {"1": ["café"], "2": ["a", "b"], "3": ["new"], "7": ["seven"]}
+    assert answers == {17: Status.ILLEGAL_COMMAND_BODY, 19: Status.OK}
+    await cloud.cloud.writer.flush()
+    async with cloud.client(cloud.owner_token) as api:
+        pins = (await api.get(f"/api/devices/{device_id}/pins")).json()
+    assert pins == {"V1": ["café"], "V2": ["a", "b"], "V3": ["new"], "V4": [""], "V7": ["seven"]}
+    dev.close()
+
+
 async def test_garbage_before_login_and_silence_are_closed(cloud: RunningCloud) -> None:
     dev = await RawDevice.connect(cloud.gateway)
     await dev.send(Command.HARDWARE, 1, "vw", "1", "1")

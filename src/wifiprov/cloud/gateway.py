@@ -41,6 +41,8 @@ log = logging.getLogger("wifiprov.gateway")
 MAX_BODY_IN = 4096  # larger than any library's send buffer; bigger frames close the connection
 MAX_META_FIELDS = 32  # INTERNAL meta fields kept per device (Edgent sets two)
 MAX_META_VALUE = 256
+# A pin as devices write it ("0".."255"); anything else ("07", " 7", "300") takes the slow path.
+_PIN_NUMBERS = {str(pin).encode(): pin for pin in range(devices.MAX_PIN + 1)}
 
 
 class DeviceConnection(Session, asyncio.Protocol):
@@ -66,7 +68,35 @@ class DeviceConnection(Session, asyncio.Protocol):
         except blynk.ProtocolError as exc:
             self.close(f"protocol error: {exc}", fault=True)
             return
-        self.take(frames)
+        if self.state is State.ONLINE:
+            self.online(frames)
+        else:
+            self.take(frames)
+
+    def online(self, frames: list[Frame]) -> None:
+        """The hot path once logged in. A virtual-pin write (``HARDWARE vw``, most of what a
+        device sends) with a plain pin number and ASCII values is kept as its raw bytes, the
+        newest per pin, handed to the write-behind once per read with one timestamp; anything
+        else goes through ``handle`` (``on_hardware`` for the rest of the pin writes), after what
+        was kept before it, so the order of writes to a pin holds."""
+        kept: dict[int, bytes] = {}
+        now = time.time()
+        for frame in frames:
+            body = frame.body
+            if frame.command == Command.HARDWARE and body.startswith(b"vw\0"):
+                pin, sep, raw = body[3:].partition(b"\0")
+                number = _PIN_NUMBERS.get(pin)
+                if number is not None and sep and raw.isascii():
+                    kept[number] = raw
+                    continue
+            if kept:
+                self.gw.writer.pins(self.device_id, kept, now)
+                kept = {}
+            self.handle(frame)
+            if self.state is not State.ONLINE:
+                return  # closed by that frame: the rest is not read
+        if kept:
+            self.gw.writer.pins(self.device_id, kept, now)
 
     def too_many_held(self) -> None:
         self.close("too many frames before the login was answered", fault=True)

@@ -22,6 +22,13 @@ from wifiprov.cloud.db.schema import device_events, devices, pin_properties, pin
 log = logging.getLogger("wifiprov.ingest")
 MAX_PENDING_EVENTS = 10_000
 
+PinValues = list[str] | bytes  # a pin's values, or the NUL-joined ASCII bytes they came as
+
+
+def _listed(values: PinValues) -> list[str]:
+    return values.decode("ascii").split("\0") if isinstance(values, bytes) else values
+
+
 _online = (
     update(devices)
     .where(devices.c.id == bindparam("d"))
@@ -57,9 +64,10 @@ class DeviceDataWriter:
     def __init__(self, db: Database, interval: float = 0.2) -> None:
         self.db = db
         self.interval = interval
-        self.values: dict[tuple[int, int], tuple[list[str], float]] = {}
+        # (device, pin) -> (values, when); values as a list, or as received (``pins``)
+        self.values: dict[tuple[int, int], tuple[PinValues, float]] = {}
         # the values a flush is writing: neither pending nor yet in the database
-        self.writing: dict[tuple[int, int], tuple[list[str], float]] = {}
+        self.writing: dict[tuple[int, int], tuple[PinValues, float]] = {}
         self.properties: dict[tuple[int, int, str], str] = {}
         self.events: list[dict[str, Any]] = []
         self.info: dict[int, tuple[str, int | None]] = {}
@@ -79,10 +87,17 @@ class DeviceDataWriter:
     def pin(self, device_id: int, pin: int, values: list[str], now: float) -> None:
         self.values[(device_id, pin)] = (values, now)
 
+    def pins(self, device_id: int, written: dict[int, bytes], now: float) -> None:
+        """Pin writes as the Blynk protocol carries them (ASCII values joined by NUL), decoded
+        only when written or read: most are replaced by a newer value before that."""
+        values = self.values
+        for pin, raw in written.items():
+            values[(device_id, pin)] = (raw, now)
+
     def pending_pins(self, device_id: int) -> dict[int, list[str]]:
         """The device's values not yet in the database (being written, or waiting), newest."""
         merged = {**self.writing, **self.values}
-        return {pin: v for (dev, pin), (v, _) in merged.items() if dev == device_id}
+        return {pin: _listed(v) for (dev, pin), (v, _) in merged.items() if dev == device_id}
 
     def property(self, device_id: int, pin: int, name: str, value: str) -> None:
         self.properties[(device_id, pin, name)] = value
@@ -195,7 +210,7 @@ class DeviceDataWriter:
 
     async def _write(
         self,
-        values: dict[tuple[int, int], tuple[list[str], float]],
+        values: dict[tuple[int, int], tuple[PinValues, float]],
         properties: dict[tuple[int, int, str], str],
         events: list[dict[str, Any]],
         info: dict[int, tuple[str, int | None]],
@@ -243,7 +258,7 @@ class DeviceDataWriter:
         if values:
             stmt = self.db.upsert(pin_values, ["device_id", "pin"], ["value", "updated_at"])
             rows = [
-                {"device_id": d, "pin": p, "value": json.dumps(v), "updated_at": t}
+                {"device_id": d, "pin": p, "value": json.dumps(_listed(v)), "updated_at": t}
                 for (d, p), (v, t) in values.items()
             ]
             batches.append((stmt, rows))
