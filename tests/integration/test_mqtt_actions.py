@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from tests.conftest import RunningCloud
-from tests.integration.support import online_device, provisioning_token
+from tests.integration.support import online_device, provisioning_token, until
 from tests.integration.test_cli_objects import Terminal
 from tests.integration.test_mqtt import (
     PahoDevice,
@@ -220,3 +220,56 @@ async def test_ping_and_reboot_from_the_terminal(mq: RunningCloud, tmp_path: Pat
     raw.close()
     code, out, err = await term.run("reboot", str(raw_id))
     assert code == 1 and "offline" in out + err
+
+
+async def test_mosquitto_sub_acknowledges_a_ping_as_blynks_docs_show(mq: RunningCloud) -> None:  # noqa: F811
+    """Blynk's docs: ``mosquitto_sub -t 'downlink/ping'`` (QoS 0 by default)."""
+    device_id, token, _, raw = await online_mqtt(mq)
+    raw.close()  # the raw client made the device; mosquitto_sub takes its place
+    port = str(mqtt_port(mq))
+    sub = await asyncio.create_subprocess_exec(
+        "mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-u", "device", "-P", token,
+        "-t", "downlink/ping", "-C", "1", "-v",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+
+        async def answered() -> bool:
+            status, body = await ping(mq, device_id)
+            return status == 200 and body["acked"] is True
+
+        await until(answered, timeout=10)  # (409 until mosquitto_sub has subscribed)
+        out, _ = await asyncio.wait_for(sub.communicate(), 20)
+        assert out.decode().split()[0] == "downlink/ping"  # ("(null)": no payload)
+    finally:
+        if sub.returncode is None:
+            sub.kill()
+            await sub.wait()
+
+
+@pytest.mark.parametrize(
+    "role,ping_ok,reboot_ok", [("operator", True, False), ("viewer", False, False)]
+)
+async def test_ping_needs_operate_and_reboot_manage(
+    mq: RunningCloud,  # noqa: F811
+    role: str,
+    ping_ok: bool,
+    reboot_ok: bool,
+) -> None:
+    device_id, _, _, dev = await online_mqtt(mq)
+    member = await mq.user(f"{role}@example.com", role=role)
+    async with mq.client(member) as api:
+        reply = await api.post(f"/api/devices/{device_id}/ping", params={"timeout": 0.2})
+        assert reply.status_code == (200 if ping_ok else 403), reply.text
+        reply = await api.post(f"/api/devices/{device_id}/reboot")
+        assert reply.status_code == (202 if reboot_ok else 403), reply.text
+        assert "manage" in reply.json()["message"]
+    stranger = await mq.user("stranger@example.com")
+    async with mq.client(stranger) as api:
+        assert (await api.post(f"/api/devices/{device_id}/ping")).status_code == 404
+        assert (await api.post(f"/api/devices/{device_id}/reboot")).status_code == 404
+    dev.send(mqtt.PINGREQ)  # the refused reboots sent nothing: the next packet answers this
+    while isinstance(packet := await dev.recv(), mqtt.Publish):
+        assert packet.topic == "downlink/ping"  # (the operator's ping)
+    assert packet == mqtt.PingResp()
+    dev.close()
