@@ -98,6 +98,7 @@ async def test_every_console_page_is_small_and_needs_only_the_cloud(lab: Lab) ->
         await page.close()
 
         paths = ["/", "/templates", f"/templates/{template}", f"/templates/{template}/edit"]
+        paths += [f"/templates/{template}/datastreams/new"]
         paths += ["/members", "/add-device"]
         if has_devices:  # the Devices pages, once the console has them
             paths += ["/devices", f"/devices/{device_id}"]
