@@ -292,6 +292,32 @@ async def test_the_cloud_reboots_and_pings_the_agent_over_mqtt(
     assert rig.air.aps() == []  # a reboot is no reconfigure: the AP stays closed
 
 
+async def test_reconfigure_from_the_cloud_reaches_the_agent_over_mqtt(rig: Rig) -> None:
+    """downlink/reconfigure (Blynk's "Reconfigure" for MQTT devices) puts the agent back in
+    setup mode as INTERNAL dbg config start does over the Blynk link; its configuration stays."""
+    request = await provisioning_token(rig.mq.rc, rig.agent.config.template_id)
+    async with await rig.portal() as portal:
+        await portal.get("/config?" + config_query(request["token"]))
+        await rig.until_state(State.RUNNING)
+    async with rig.mq.rc.client(rig.mq.rc.owner_token) as api:
+        claim = (await api.get(f"/api/provisioning/{request['id']}?wait=10")).json()
+        url = f"/api/devices/{claim['device_id']}"
+
+        async def online() -> bool:
+            return bool((await api.get(url)).json()["online"])
+
+        await until(online)
+        reply = await api.post(f"{url}/reconfigure")
+        assert reply.status_code == 202 and reply.json()["delivered"] is True, reply.text
+    await rig.until_state(State.WAIT_CONFIG)
+
+    async def ap_open() -> bool:
+        return rig.air.aps() != []
+
+    await until(ap_open)
+    assert rig.store.load().config.token == request["token"]
+
+
 async def test_the_agent_over_mqtt_reports_703_for_a_wrong_token(rig: Rig) -> None:
     async with await rig.portal() as portal:
         await portal.get("/config?" + config_query("Z" * 32))

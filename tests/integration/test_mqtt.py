@@ -361,13 +361,13 @@ async def test_one_connection_per_token_and_delete_closes_and_refuses(mq: Runnin
     second = await RawMqtt.connect(mqtt_port(mq), token, MQTT_5)
     assert isinstance(await second.recv(), mqtt.ConnAck)
     assert await first.closed()
+    second.send(mqtt.encode_subscribe(1, [("downlink/#", 1)], MQTT_5))
+    assert await second.recv() == mqtt.SubAck(1, [1])
     async with mq.client(mq.owner_token) as api:
+        # Blynk's "Reconfigure" for an MQTT device: downlink/reconfigure, empty (Blynk's docs)
         reply = await api.post(f"/api/devices/{device_id}/reconfigure")
-        assert reply.status_code == 409
-        assert (
-            "connected over Blynk's MQTT API, which has no such command"
-            in (reply.json()["message"])
-        )
+        assert reply.status_code == 202 and reply.json()["delivered"] is True, reply.text
+        assert await second.recv() == mqtt.Publish("downlink/reconfigure", b"")
         assert (await api.delete(f"/api/devices/{device_id}")).status_code == 204
     assert await second.closed()
     again = await RawMqtt.connect(mqtt_port(mq), token, MQTT_5)

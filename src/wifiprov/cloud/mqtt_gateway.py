@@ -26,7 +26,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from wifiprov.cloud import device_actions
+from wifiprov.cloud import device_actions, devices
 from wifiprov.cloud.bus import Message
 from wifiprov.cloud.db import DatabaseUnavailable
 from wifiprov.cloud.device_time import utc_json
@@ -241,7 +241,10 @@ class MqttConnection(Session, asyncio.Protocol):
             return self.publish(
                 "downlink/redirect", f"{self.scheme}://{args[0]}:{args[1]}".encode()
             )
-        return None  # Blynk's MQTT API has no such command (e.g. the console's "config start")
+        if kind == "internal" and args == ["dbg", devices.RECONFIGURE]:
+            # Blynk's "Reconfigure" (the app's device menu): downlink/reconfigure, empty
+            return self.publish("downlink/reconfigure", b"")
+        return None  # Blynk's MQTT API has no such command (other console commands)
 
     # --- protocol ---
     def handle(self, packet: Packet) -> None:

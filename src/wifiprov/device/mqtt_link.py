@@ -21,10 +21,10 @@ to its configured host, as after any lost connection). ``downlink/reboot`` is th
 "Reboot": it goes to the agent as the console command ``reboot``, exactly as the Blynk link's
 INTERNAL ``dbg reboot`` does (the agent restarts, re-reading its stored configuration: nothing
 is lost). ``downlink/ping`` needs nothing here: paho acknowledges the QoS 1 message (PUBACK),
-which is the answer the cloud waits for. Blynk's MQTT API has no console channel (no INTERNAL
-``dbg``) and no "reconfigure" command, so the cloud console's other commands and "Reconfigure"
-do not reach an MQTT-linked device (the cloud answers 409, docs/cloud.md §MQTT); the device's
-button or a local reset does.
+which is the answer the cloud waits for. ``downlink/reconfigure`` (Blynk's "Reconfigure") goes
+to the agent as the console command ``config start``, as the Blynk link's INTERNAL ``dbg config
+start`` does: back to setup mode, the configuration kept. Blynk's MQTT API has no console channel
+(no INTERNAL ``dbg``), so the cloud console's other commands do not reach an MQTT-linked device.
 ``send_console_reply`` is therefore a no-op here. ``virtual_write(pin, ...)`` publishes
 ``ds/V<pin>`` (NUL between multi-values).
 """
@@ -186,6 +186,9 @@ class MqttLink:
         elif topic == "downlink/reboot":
             log.info("the cloud asks for a reboot")
             self._callback(self.callbacks.on_console, "reboot")
+        elif topic == "downlink/reconfigure":
+            log.info("the cloud asks for a reconfigure")
+            self._callback(self.callbacks.on_console, "config start")
         elif topic == "downlink/ping":
             log.debug("the cloud pings (acknowledged by the client library)")
         return None
