@@ -6,10 +6,18 @@ page, on its AP) → result → name. The page left open follows the provisionin
 long poll of ``/add-device/<id>/status`` (``add_device.js``) and goes to ``/add-device/<id>``,
 which says how it ended: the name form, or what went wrong with a button for a new setup link of
 the same template. Without JavaScript the page's "Check now" link does the same.
+
+Where the browser has Web Bluetooth (Chrome on Android and on computers), the link page also
+offers "Find devices nearby (Bluetooth)" (``static/ble.js``): the phone speaks Blynk.Inject to the
+device over Bluetooth LE with the same token, stays on its own network, and the same long poll
+ends the wizard. The page carries what that needs (``ble_data``): the token (already in the
+setup link on the same page), the cloud's host, the template, and the failure words of
+``wire/errors.py`` keyed by code, with ``wire/inject.py``'s Blynk reason words mapped to codes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -23,6 +31,8 @@ from wifiprov.cloud import devices, provisioning, templates
 from wifiprov.cloud.console import kit
 from wifiprov.cloud.db.schema import NAME_LENGTH
 from wifiprov.cloud.errors import Invalid, NotFound
+from wifiprov.wire import inject
+from wifiprov.wire.errors import EXPLANATIONS
 from wifiprov.wire.naming import DEFAULT_PREFIX, ap_name
 
 router = kit.router()
@@ -56,6 +66,34 @@ def qr_svg(link: str) -> str:
     svg: str = qr.svg_inline(scale=4, border=4, dark="#000", light="#fff", svgclass="qr",
                              title="QR code of the setup link")  # fmt: skip
     return svg.replace("<svg ", '<svg role="img" aria-label="QR code of the setup link" ', 1)
+
+
+def _failure_words() -> str:
+    """For ``ble.js``: every failure code's words (what happened, what to do) and Blynk's
+    ``net_fail``/``cloud_fail`` reason words mapped to our codes, as one JSON text (one table,
+    ``wire/``'s, for the device's setup page, the CLI and this page)."""
+    words = {str(code): [e.what, e.todo] for code, e in EXPLANATIONS.items() if code}
+    reasons = {f"{kind} {reason}": code for (kind, reason), code in inject.REASON_CODES.items()}
+    return json.dumps({"words": words, "reasons": reasons}, separators=(",", ":"))
+
+
+FAILURE_WORDS = _failure_words()
+
+
+def ble_data(template: dict[str, Any], made: dict[str, Any], ap: str) -> dict[str, str]:
+    """The ``data-`` attributes of the Bluetooth step: what ``ble.js`` sends the device (token,
+    host: Blynk's ``set`` has no port, the device uses its own) and checks (the template)."""
+    return {
+        "service": inject.SERVICE_UUID,
+        "rx": inject.RX_UUID,
+        "tx": inject.TX_UUID,
+        "token": str(made["token"]),
+        "host": str(made.get("host") or ""),
+        "template-id": str(template["id"]),
+        "template-name": str(template["name"]),
+        "device-name": ap,
+        "failures": FAILURE_WORDS,
+    }
 
 
 async def _template(page: kit.PageContext, template_id: str) -> dict[str, Any]:
@@ -104,6 +142,7 @@ async def create(page: kit.Page) -> Response:
     link = with_next(made["setup_link"], back)
     prefix = page.org["hotspot_prefix"] if page.org else None
     minutes = max(1, math.floor(page.settings.provisioning_ttl / 60))
+    ap = example_ap_name(prefix, template["name"])
     return page.render(
         "add_device/link.html",
         title="Add device",
@@ -111,7 +150,8 @@ async def create(page: kit.Page) -> Response:
         req=made,
         link=link,
         qr=qr_svg(link),
-        ap=example_ap_name(prefix, template["name"]),
+        ap=ap,
+        ble=ble_data(template, made, ap),
         minutes=minutes,
         status_url=f"/add-device/{made['id']}/status",
         result_url=f"/add-device/{made['id']}",
