@@ -94,6 +94,11 @@ def gateway(
                                                "--mosquitto in the same run)")] = "blynk",
     mosquitto: Annotated[str, typer.Option(help="the Mosquitto server --protocol mqtt compares "
                                                 "with ('' for none)")] = "127.0.0.1:1883",
+    nodes: Annotated[int, typer.Option(help="storm: gateway processes (cloud nodes on one "
+                                            "PostgreSQL database and NATS), devices spread "
+                                            "over them in turn")] = 1,
+    nats: Annotated[str, typer.Option(help="--nodes: the NATS server the nodes share")]
+    = "nats://127.0.0.1:4222",
 ) -> None:
     """Start a cloud on a fresh database and load its device gateway over loopback TCP."""
     if protocol == "mqtt":
@@ -127,9 +132,16 @@ def gateway(
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if not 0.1 <= storm_spread <= 600:
         _fail("--storm-spread must be within 0.1..600 seconds")
+    if not 1 <= nodes <= 8:
+        _fail("--nodes must be within 1..8")
+    if nodes > 1 and (chosen != ("storm",) or db.value != "postgres"):
+        _fail("--nodes above 1 runs the storm scenario on PostgreSQL only",
+              "add --scenarios storm --db postgres")
+    # the most sockets one process holds: a gateway node its share, a generator its share
     biggest = max(devices if {"hold", "relogin", "storm"} & set(chosen) else 0,
                   ingest_devices if "ingest" in chosen else 0,
                   claims if "claim" in chosen else 0)
+    biggest = max(-(-biggest // nodes), -(-biggest // workers))
     if biggest + 200 > hard and os.geteuid() == 0:
         # root may lift the hard limit (up to fs.nr_open); the gateway and workers inherit it
         with contextlib.suppress(ValueError, OSError):
@@ -137,13 +149,14 @@ def gateway(
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if biggest + 200 > hard:
         _fail(f"{biggest} connections need more open files than the hard limit {hard} allows "
-              "the gateway", "raise it (ulimit -Hn) or use fewer devices")
+              "one process", "raise it (ulimit -Hn), use fewer devices, or spread them over "
+              "more --nodes (storm) and --workers")
     cfg = BenchConfig(
         db=db.value, pg_url=pg_url, devices=devices, ingest_devices=ingest_devices,
         claims=claims, hold_seconds=hold_seconds, ingest_seconds=ingest_seconds,
         workers=workers, concurrency=concurrency, scenarios=chosen, tls=tls, uvloop=uvloop,
         ingest_batch=ingest_batch, ingest_window=ingest_window, gateway_log=gateway_log,
-        profile_dir=profile, storm_spread=storm_spread,
+        profile_dir=profile, storm_spread=storm_spread, nodes=nodes, nats_url=nats,
     )
     # Ctrl-C and kill both end the run in order (gateway, workers, database), even when the
     # shell started us with SIGINT ignored.
@@ -282,7 +295,8 @@ def render(report: dict[str, Any]) -> Table:
                           f"(reconnects spread over {r['spread_seconds']:g} s)",
                           TARGETS["storm"])
             table.add_row("", "latency (connect to 200)", _latency(r), "")
-            table.add_row("", "gateway RSS",
+            nodes = r.get("nodes", 1)
+            table.add_row("", "gateway RSS" + (f" (largest of {nodes} nodes)" if nodes > 1 else ""),
                           f"{_n((r['rss_connected_kib'] or 0) / 1024, 1)} MiB connected, "
                           f"peak {_n((r['rss_peak_kib'] or 0) / 1024, 1)} MiB", "")
             if r["failed"]:

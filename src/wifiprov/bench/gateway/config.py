@@ -70,6 +70,11 @@ class BenchConfig:
     ingest_window: int = 2  # batches in flight per connection
     gateway_log: Path | None = None
     profile_dir: Path | None = None
+    # gateway processes: more than one are cloud nodes on one PostgreSQL database and NATS,
+    # devices spread over them in turn (one process may hold only as many sockets as its file
+    # limit allows)
+    nodes: int = 1
+    nats_url: str = "nats://127.0.0.1:4222"
 
     @property
     def population(self) -> int:

@@ -246,9 +246,9 @@ class Heartbeat:
 
 
 class Worker:
-    def __init__(self, chan: Connection, index: int, host: str, port: int,
+    def __init__(self, chan: Connection, index: int, host: str, ports: list[int],
                  ca: str | None) -> None:
-        self.chan, self.index, self.host, self.port = chan, index, host, port
+        self.chan, self.index, self.host, self.ports = chan, index, host, ports
         self.ssl: ssl.SSLContext | None = None
         if ca:
             self.ssl = ssl.create_default_context(cafile=ca)
@@ -304,14 +304,18 @@ class Worker:
         self.clients = []
 
     # --- logging in ---
-    async def connect(self, c: Client, addr: str) -> None:
+    def port_of(self, n: int) -> int:
+        """Device ``n``'s gateway: with several nodes, the devices are spread over them in turn."""
+        return self.ports[n % len(self.ports)]
+
+    async def connect(self, c: Client, addr: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             sock.bind((addr, 0))
-            await loop.sock_connect(sock, (self.host, self.port))
+            await loop.sock_connect(sock, (self.host, port))
             await loop.create_connection(
                 lambda: c, sock=sock, ssl=self.ssl,
                 server_hostname="localhost" if self.ssl else None,
@@ -321,7 +325,7 @@ class Worker:
             raise
 
     async def login(
-        self, c: Client, addr: str, info: bool, stats: LoginStats, claim: bool = False
+        self, c: Client, addr: str, port: int, info: bool, stats: LoginStats, claim: bool = False
     ) -> bool:
         """Connect, log in and (``info``) send the info message. The latency is to the login's
         answer, or with ``claim`` to the info's: a provisioning token's claim is decided with the
@@ -331,7 +335,7 @@ class Worker:
         self.clients.append(c)
         try:
             async with asyncio.timeout(OP_TIMEOUT):
-                await self.connect(c, addr)
+                await self.connect(c, addr, port)
                 status, t1 = await c.request(Command.HW_LOGIN, c.token)
                 if status != Status.OK:
                     stats.failures[f"login status {status}"] += 1
@@ -373,7 +377,9 @@ class Worker:
         async def runner() -> None:
             for n, token in queue:
                 c = Client(loop, token.encode("ascii"))
-                if await self.login(c, source_address(scenario_no, n), info, stats, claim):
+                if await self.login(
+                    c, source_address(scenario_no, n), self.port_of(n), info, stats, claim
+                ):
                     online.append((n, c))
                     if on_online is not None:
                         on_online(c)
@@ -432,7 +438,7 @@ class Worker:
         async def back(n: int, token: str) -> None:
             await asyncio.sleep(max(0.0, start + random.uniform(0, spread) - time.monotonic()))
             client = Client(loop, token.encode("ascii"))
-            await self.login(client, source_address(5, n), False, again)
+            await self.login(client, source_address(5, n), self.port_of(n), False, again)
 
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         async with asyncio.timeout(120 + len(online) / 20):
@@ -492,12 +498,12 @@ class Worker:
         self.send("closed")
 
 
-def worker_main(chan: Connection, index: int, host: str, port: int, ca: str | None,
+def worker_main(chan: Connection, index: int, host: str, ports: list[int], ca: str | None,
                 use_uvloop: bool = False) -> None:
     """Entry point of a generator process (multiprocessing, spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops us in order on Ctrl-C
     die_with_parent()
-    worker = Worker(chan, index, host, port, ca)
+    worker = Worker(chan, index, host, ports, ca)
     with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
         if use_uvloop:
             import uvloop
@@ -508,7 +514,7 @@ def worker_main(chan: Connection, index: int, host: str, port: int, ca: str | No
 
 
 class WorkerPool:
-    def __init__(self, count: int, host: str, port: int, ca: str | None,
+    def __init__(self, count: int, host: str, ports: list[int], ca: str | None,
                  check: Callable[[], None], use_uvloop: bool = False) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.check = check
@@ -516,7 +522,7 @@ class WorkerPool:
         self.chans: list[Connection] = []
         for i in range(count):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, i, host, port, ca, use_uvloop),
+            proc = ctx.Process(target=worker_main, args=(child, i, host, ports, ca, use_uvloop),
                                name=f"wifiprov-bench-{i}", daemon=True)
             proc.start()
             child.close()

@@ -58,6 +58,7 @@ from wifiprov.bench.gateway.world import (
     count_online,
     create_pg_database,
     drop_pg_database,
+    online_by_node,
     populate,
 )
 
@@ -79,18 +80,19 @@ class Bench:
             "scenarios": {},
             "errors": [],
         }
-        self.gateway: GatewayProcess | None = None
+        self.gateway: GatewayProcess | None = None  # the first (or only) node
+        self.nodes: list[GatewayProcess] = []
         self.pool: WorkerPool | None = None
         self.pop: Population | None = None
 
     # --- measuring ---
     def snap(self) -> CpuSnapshot:
-        assert self.gateway is not None and self.pool is not None
-        pid = self.gateway.pid
+        assert self.nodes and self.pool is not None
+        pids = [node.pid for node in self.nodes]
         return CpuSnapshot(
             at=time.monotonic(),
-            gateway=cpu_seconds(pid) or 0.0,
-            gateway_main=thread_cpu_seconds(pid).get(pid, 0.0),
+            gateway=sum(cpu_seconds(pid) or 0.0 for pid in pids),
+            gateway_main=sum(thread_cpu_seconds(pid).get(pid, 0.0) for pid in pids),
             workers=sum(cpu_seconds(pid) or 0.0 for pid in self.pool.pids),
             bench=time.process_time(),
             machine=machine_seconds(),
@@ -99,17 +101,26 @@ class Bench:
 
     def settle(self, limit: float = 30.0) -> float:
         """Wait until the gateway is idle (< 5% of a core over half a second)."""
-        assert self.gateway is not None
+        assert self.nodes
+
+        def used() -> float | None:
+            seconds = [cpu_seconds(node.pid) for node in self.nodes]
+            return None if None in seconds else sum(s or 0.0 for s in seconds)
+
         started = time.monotonic()
-        prev, t = cpu_seconds(self.gateway.pid), time.monotonic()
+        prev, t = used(), time.monotonic()
         while time.monotonic() - started < limit:
             time.sleep(0.5)
-            self.gateway.check()
-            cur, now = cpu_seconds(self.gateway.pid), time.monotonic()
+            self.check_nodes()
+            cur, now = used(), time.monotonic()
             if cur is not None and prev is not None and (cur - prev) / (now - t) < 0.05:
                 break
             prev, t = cur, now
         return time.monotonic() - started
+
+    def check_nodes(self) -> None:
+        for node in self.nodes:
+            node.check()
 
     def profile_start(self, name: str) -> tuple[subprocess.Popen[bytes], Path] | None:
         if self.cfg.profile_dir is None:
@@ -159,18 +170,25 @@ class Bench:
             self.report["setup"]["populate_s"] = round(self.pop.seconds, 2)
             tls = TlsFiles.make(tmp) if cfg.tls else None
             log_path = cfg.gateway_log or tmp / "gateway.log"
-            self.gateway = GatewayProcess(url, log_path, tls)
-            self.gateway.start()
-            started = self.gateway.wait_ready(GATEWAY_START_TIMEOUT)
+            bus = cfg.nats_url if cfg.nodes > 1 else None
+            for i in range(cfg.nodes):
+                path = log_path if i == 0 else log_path.with_name(f"{log_path.stem}-{i}.log")
+                self.nodes.append(GatewayProcess(url, path, tls, bus, f"bench-{i}"))
+            self.gateway = self.nodes[0]
+            for node in self.nodes:
+                node.start()
+            started = max(node.wait_ready(GATEWAY_START_TIMEOUT) for node in self.nodes)
             self.report["setup"].update(
                 gateway_start_s=round(started, 2), gateway_pid=self.gateway.pid,
                 gateway_port=self.gateway.device_port, tls=cfg.tls,
-                gateway_rss_kib_at_start=rss_kib(self.gateway.pid),
+                gateway_rss_kib_at_start=rss_kib(self.gateway.pid), nodes=cfg.nodes,
             )
-            self.say(f"gateway pid {self.gateway.pid} on port {self.gateway.device_port}"
-                     f"{' (TLS)' if tls else ''}; log: {log_path}")
-            self.pool = WorkerPool(cfg.workers, "127.0.0.1", self.gateway.device_port,
-                                   str(tls.ca) if tls else None, self.gateway.check, cfg.uvloop)
+            for node in self.nodes:
+                self.say(f"gateway pid {node.pid} on port {node.device_port}"
+                         f"{' (TLS)' if tls else ''}; log: {node.log_path}")
+            self.pool = WorkerPool(cfg.workers, "127.0.0.1",
+                                   [node.device_port for node in self.nodes],
+                                   str(tls.ca) if tls else None, self.check_nodes, cfg.uvloop)
             for scenario in cfg.scenarios:
                 self.settle()
                 self.say(f"scenario {scenario} ...")
@@ -203,9 +221,9 @@ class Bench:
         with contextlib.suppress(Exception):
             if self.pool is not None:
                 self.pool.stop()
-        with contextlib.suppress(Exception):
-            if self.gateway is not None:
-                self.gateway.stop()
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                node.stop()
         if pg_name is not None:
             try:
                 asyncio.run(drop_pg_database(self.cfg.pg_url, pg_name))
@@ -349,14 +367,14 @@ class Bench:
         profiler = self.profile_start("storm")
         pool.run("storm", {"concurrency": cfg.concurrency}, items)
         before = merge_logins(pool.collect("logged_in", 180 + n / 20))
-        rss_connected = rss_kib(gw.pid)
+        rss_connected = [rss_kib(node.pid) for node in self.nodes]
         s0 = self.snap()
         start = time.monotonic() + 0.5
         pool.go({"start": start, "spread": cfg.storm_spread})
         parts = pool.collect("done", 180 + n / 20)
         s1 = self.snap()
         self.profile_stop(profiler, result)
-        peak = rss_kib(gw.pid, "VmHWM")
+        peaks = [rss_kib(node.pid, "VmHWM") for node in self.nodes]
         # presence is written behind (every 0.2 s): give the last logins' a moment to land
         deadline = time.monotonic() + 5
         while True:
@@ -364,6 +382,7 @@ class Bench:
             if online_in_db >= n or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        by_node = asyncio.run(online_by_node(pop.url))
         pool.go()
         pool.collect("closed", 60)
         back = merge_logins(parts)
@@ -379,8 +398,11 @@ class Bench:
             p50_ms=back["p50_ms"],
             p99_ms=back["p99_ms"],
             max_ms=back["max_ms"],
-            rss_connected_kib=rss_connected,
-            rss_peak_kib=peak,
+            nodes=len(self.nodes),
+            online_by_node=by_node,
+            rss_connected_kib=max((r or 0 for r in rss_connected), default=None),
+            rss_peak_kib=max((p or 0 for p in peaks), default=None),  # the largest process's
+            rss_peak_kib_per_node=peaks,
             online_in_db=online_in_db,
             cpu=cpu_delta(s0, s1),
         )
@@ -464,7 +486,7 @@ class Bench:
         cfg = self.cfg
         self.say("ingest against a bare frame server (same load) ...")
         bare = BareServer()
-        pool = WorkerPool(cfg.workers, "127.0.0.1", bare.port, None, bare.check, cfg.uvloop)
+        pool = WorkerPool(cfg.workers, "127.0.0.1", [bare.port], None, bare.check, cfg.uvloop)
         try:
             pool.run("ingest", params, items)
             pool.collect("logged_in", 180 + len(items) / 20)

@@ -144,6 +144,26 @@ async def count_online(url: str, device_ids: Sequence[int]) -> int:
     return total
 
 
+async def online_by_node(url: str) -> dict[str, int]:
+    """How many devices each node holds, as the database says (presence)."""
+    from sqlalchemy import func, select
+
+    from wifiprov.cloud.db import Database
+    from wifiprov.cloud.db.schema import devices
+
+    db = Database(url)
+    try:
+        async with db.begin() as conn:
+            rows = await conn.execute(
+                select(devices.c.online_node, func.count())
+                .where(devices.c.online_node.is_not(None))
+                .group_by(devices.c.online_node)
+            )
+            return {str(node): int(n) for node, n in rows}
+    finally:
+        await db.close()
+
+
 async def count_claimed(url: str) -> int:
     from sqlalchemy import func, select
 
@@ -259,8 +279,10 @@ class TlsFiles:
 class GatewayProcess:
     """``python -m wifiprov.cli cloud`` on free ports, its output in a log file."""
 
-    def __init__(self, db_url: str, log_path: Path, tls: TlsFiles | None) -> None:
+    def __init__(self, db_url: str, log_path: Path, tls: TlsFiles | None,
+                 bus: str | None = None, node_id: str | None = None) -> None:
         self.db_url, self.log_path, self.tls = db_url, log_path, tls
+        self.bus, self.node_id = bus, node_id  # a node of a cluster (NATS)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_port("0.0.0.0")
         self.http_port = free_port("127.0.0.1")
@@ -280,6 +302,8 @@ class GatewayProcess:
             sys.executable, "-m", "wifiprov.cli", "cloud", "--db", self.db_url,
             "--http", f"127.0.0.1:{self.http_port}", "--gateway", f"0.0.0.0:{self.port}",
         ]
+        if self.bus is not None:
+            cmd += ["--bus", self.bus, "--node-id", self.node_id or f"bench-{self.port}"]
         if self.tls is not None:
             cmd += ["--gateway-tls", f"0.0.0.0:{self.tls_port}",
                     "--cert", str(self.tls.cert), "--key", str(self.tls.key)]
