@@ -78,7 +78,8 @@ class EmulatedDevice:
 
     ``choose``: what the person does with the chooser: ``"select"`` this device, or
     ``"cancel"``. ``busy``: answer ``set`` with ``set_fail`` ``busy`` (another provisioner holds
-    the session). ``gateway``: the cloud's gateway, where a right password makes it log in."""
+    the session). ``drop``: end the GATT connection once joining the network. ``gateway``: the
+    cloud's gateway, where a right password makes it log in."""
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class EmulatedDevice:
         self.name, self.template_id, self.gateway = name, template_id, gateway
         self.choose = "select"
         self.busy = False
+        self.drop = False
         self.password = HOME_PASSWORD
         self.written: list[dict[str, Any]] = []  # every request the page wrote, parsed
         self.write_types: list[str] = []
@@ -219,6 +221,7 @@ class EmulatedDevice:
             delivered = await self.page.evaluate(DELIVER, [inject.SERVICE_UUID, inject.TX_UUID])
             assert delivered, f"no connected device to deliver {message} to"
             self._reading = None
+            self._outbox.task_done()
 
     def notify(self, *messages: dict[str, Any]) -> None:
         for message in messages:
@@ -276,6 +279,12 @@ class EmulatedDevice:
             self.notify(inject.connect_fail(detail=str(exc)))
             return
         self.notify(inject.simple("connecting"), inject.status("connecting_net"))
+        if self.drop:  # the link goes down mid-attempt (out of range, the device restarting)
+            await self._outbox.join()
+            await self.cdp.send(
+                "BluetoothEmulation.simulateGATTDisconnection", {"address": ADDRESS}
+            )
+            return
         if config.password != self.password:
             self.notify(inject.failure(E.AUTH_FAILED))
             return
@@ -441,7 +450,7 @@ async def test_a_device_of_another_template_is_refused_and_sent_nothing(lab: Lab
     assert await lab.world.api("GET", "/api/devices") == []
 
 
-async def test_a_cancelled_chooser_then_a_busy_device_say_what_to_do(lab: Lab) -> None:
+async def test_a_cancelled_chooser_a_busy_device_and_a_lost_link_say_what_to_do(lab: Lab) -> None:
     async with console_with_bluetooth(lab) as (page, device):
         device.choose = "cancel"
         await find(page)
@@ -458,6 +467,15 @@ async def test_a_cancelled_chooser_then_a_busy_device_say_what_to_do(lab: Lab) -
         await page.get_by_text("Wait a minute").wait_for()
         assert [m["t"] for m in device.written][-1] == "set"  # no connect after set_fail
         await checked(page)
+
+        device.busy, device.drop = False, True  # the link lost while the device connects
+        await find(page)
+        await page.get_by_label("WiFi password").fill(HOME_PASSWORD)
+        await page.get_by_role("button", name="Connect the device").click()
+        ended = "The Bluetooth connection ended while the device was connecting."
+        await seen(page, device, page.get_by_text(ended))
+        await page.get_by_text("If nothing happens within two minutes").wait_for()
+        assert await page.get_by_role("button", name="Find devices nearby (Bluetooth)").is_enabled()
 
 
 async def test_no_bluetooth_adapter_is_said(lab: Lab) -> None:

@@ -317,7 +317,16 @@
       await link.send({t: "connect"});
       say(ssid === null ? "Token sent." : "Settings sent: the device joins " + ssid + "…");
       for (let n = 0; n < MAX_MESSAGES; n++) {
-        const message = await link.next(CONNECT_MS);
+        let message;
+        try {
+          message = await link.next(CONNECT_MS);
+        } catch (error) {
+          if (!link.closed) throw error;
+          // the device may leave Bluetooth as it goes online: the long poll still sees it
+          throw new Failed("The Bluetooth connection ended while the device was connecting. " +
+            "If it comes online, this page goes on by itself.",
+            "If nothing happens within two minutes, press Find devices nearby and try again.");
+        }
         const state = message.t === "status" ? message.s : message.t;
         if (state === "connecting" || state === "connecting_net") {
           step("send", "done");
