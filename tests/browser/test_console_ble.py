@@ -78,7 +78,8 @@ class EmulatedDevice:
 
     ``choose``: what the person does with the chooser: ``"select"`` this device, or
     ``"cancel"``. ``busy``: answer ``set`` with ``set_fail`` ``busy`` (another provisioner holds
-    the session). ``drop``: end the GATT connection once joining the network. ``gateway``: the
+    the session). ``drop``: end the GATT connection once joining the network. ``code``: the
+    out-of-band code ``connect`` requires (docs/ble.md, ``--ble-code``). ``gateway``: the
     cloud's gateway, where a right password makes it log in."""
 
     def __init__(
@@ -96,6 +97,7 @@ class EmulatedDevice:
         self.choose = "select"
         self.busy = False
         self.drop = False
+        self.code: str | None = None  # the out-of-band code on its label, when it needs one
         self.password = HOME_PASSWORD
         self.written: list[dict[str, Any]] = []  # every request the page wrote, parsed
         self.write_types: list[str] = []
@@ -245,6 +247,7 @@ class EmulatedDevice:
                     fw_ver="0.1.0",
                     name=self.name,
                     uid="4f1c0a8e-3f0e-4d6b-9a61-2d1cbbd3c001",
+                    code=self.code is not None,
                 )
             )
         elif request.kind == "ifs":
@@ -277,6 +280,10 @@ class EmulatedDevice:
             config = self.pending.config(edgent.ConfigDefaults(host="", port=self.gateway[1]))
         except edgent.ConfigError as exc:
             self.notify(inject.connect_fail(detail=str(exc)))
+            return
+        if self.code is not None and self.pending.values.get("code") != self.code:
+            self.notify(inject.connect_fail("wrong code" if "code" in self.pending.values
+                                            else "code required"))  # fmt: skip
             return
         self.notify(inject.simple("connecting"), inject.status("connecting_net"))
         if self.drop:  # the link goes down mid-attempt (out of range, the device restarting)
@@ -429,6 +436,32 @@ async def test_bluetooth_wizard_end_to_end_with_a_wrong_password_first(lab: Lab)
         await checked(page)
         devices = await lab.online_devices()  # while the played device is still logged in
         assert [(d["name"], d["online"]) for d in devices] == [("Desk lamp", True)]
+
+
+async def test_a_hidden_network_and_the_code_on_the_label(lab: Lab) -> None:
+    """A network the device's scan does not list, typed under "Another network"; a device that
+    requires the code on its label (caps ``oob_code``): without it, then wrong, then right."""
+    async with console_with_bluetooth(lab) as (page, device):
+        device.code = "482913"
+        await find(page)
+        await seen(page, device, page.get_by_label("Code on the device's label"))
+        await page.get_by_role("radio", name="Another network").check()
+        await page.get_by_label("Network name").fill(HOME)
+        await page.get_by_label("WiFi password").fill(HOME_PASSWORD)
+        await checked(page)
+        await page.get_by_role("button", name="Connect the device").click()
+        await page.get_by_text("The device needs the code printed on its label.").wait_for()
+        await page.get_by_label("Code on the device's label").fill("111111")
+        await page.get_by_role("button", name="Connect the device").click()
+        await page.get_by_text(
+            "The device needs the code printed on its label, and that one"
+        ).wait_for()
+        await page.get_by_label("Code on the device's label").fill(device.code)
+        await page.get_by_role("button", name="Connect the device").click()
+        await page.get_by_role("heading", name="Your Lamp is online").wait_for(timeout=30_000)
+        sets = [m for m in device.written if m["t"] == "set"]
+        assert [m.get("code") for m in sets] == [None, "111111", "482913"]
+        assert {m["ssid"] for m in sets} == {HOME}
 
 
 async def test_a_device_of_another_template_is_refused_and_sent_nothing(lab: Lab) -> None:
