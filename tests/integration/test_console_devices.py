@@ -191,6 +191,9 @@ async def test_device_page_actions_and_pins(cloud: RunningCloud) -> None:
         bad = await post(client, f"{base}/pin", pin="300", value="")
         assert bad.status_code == 400
         assert 'id="f-pin-error"' in bad.text and 'id="f-value-error"' in bad.text
+        for pin in ("²", "V٣", "9" * 5000):  # digits to str.isdigit, not to int() or a pin
+            bad = await post(client, f"{base}/pin", pin=pin, value="x")
+            assert bad.status_code == 400 and 'id="f-pin-error"' in bad.text, pin
 
         # the device's own write appears on the open page's stream
         async with client.stream("GET", f"{base}/events") as stream:

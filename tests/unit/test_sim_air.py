@@ -22,6 +22,7 @@ from wifiprov.sim.air import (
     Network,
     Station,
     default_directory,
+    parse_address,
 )
 from wifiprov.sim.phone import JoinError, SimPhone
 from wifiprov.sim.watch import FolderWatcher
@@ -317,3 +318,17 @@ def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("WIFIPROV_AIR")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     assert default_directory() == tmp_path / "wifiprov" / "air"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["host", ":80", "host:", "host:0", "host:65536", "host:²", "host:٨٠", "host:" + "9" * 5000],
+)
+def test_a_bad_address_is_refused_with_its_words(text: str) -> None:
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        parse_address(text)
+
+
+def test_an_address_is_host_and_port() -> None:
+    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_address("[::1]:443") == ("::1", 443)

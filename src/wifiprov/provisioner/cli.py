@@ -42,7 +42,8 @@ class TerminalPrompts:
             err.print(f"  {i}. {option}")
         while True:
             answer = Prompt.ask(question, console=err)
-            if answer.isdigit() and 1 <= int(answer) <= len(options):
+            number = answer.isascii() and answer.isdigit() and len(answer) <= 6
+            if number and 1 <= int(answer) <= len(options):
                 return options[int(answer) - 1]
             if answer in options:
                 return answer

@@ -371,7 +371,7 @@ async def write_pin(page: kit.Page, device_id: int) -> Response:
     errors: dict[str, str] = {}
     raw_pin = form.get("pin", "").strip().upper().removeprefix("V")
     value = form.get("value", "")
-    pin = int(raw_pin) if raw_pin.isdigit() else -1
+    pin = int(raw_pin) if raw_pin.isascii() and raw_pin.isdigit() and len(raw_pin) <= 3 else -1
     if not 0 <= pin <= devices.MAX_PIN:
         errors["pin"] = f"A virtual pin is a number from 0 to {devices.MAX_PIN}."
     if value == "":
