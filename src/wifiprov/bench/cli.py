@@ -300,7 +300,8 @@ def render(report: dict[str, Any]) -> Table:
                           f"{_n((r['rss_connected_kib'] or 0) / 1024, 1)} MiB connected, "
                           f"peak {_n((r['rss_peak_kib'] or 0) / 1024, 1)} MiB", "")
             if r["failed"]:
-                table.add_row("", "failures", str(r["failures"]), "")
+                table.add_row("", "failed attempts (retried after 1-3 s)", str(r["failures"]),
+                              "")
             table.add_row("", "online in database", _n(r["online_in_db"]), "")
             table.add_row("", "CPU", _cpu(r["cpu"]), "")
         elif name == "ingest":

@@ -39,6 +39,7 @@ PINS = 4  # ingest writes V0..V3 in turn
 HARDWARE, PING = int(Command.HARDWARE), int(Command.PING)
 
 OP_TIMEOUT = 30.0  # one connect + login (+ info)
+STORM_ATTEMPTS = 10  # storm: logins a device tries before it counts as left out
 GO_TIMEOUT = 900.0  # a worker waiting for the next step from the bench
 DRAIN_TIMEOUT = 60.0  # ingest: from the end of the sending period to the last PING reply
 FINAL_PING_TIMEOUT = 20.0

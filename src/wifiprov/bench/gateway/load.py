@@ -34,6 +34,7 @@ from wifiprov.bench.gateway.config import (
     PING,
     PING_TICK,
     PINS,
+    STORM_ATTEMPTS,
     BenchError,
 )
 from wifiprov.bench.gateway.metrics import die_with_parent, ms, percentile, raise_nofile
@@ -67,9 +68,14 @@ class Client(asyncio.Protocol):
         self.m = 0  # ingest: HARDWARE messages sent
         self.outstanding = 0  # ingest: batches whose PING is unanswered
         self.finished = False
+        self.logged_in: asyncio.Future[tuple[int, float]] | None = None
 
     def connection_made(self, transport: Any) -> None:
+        # The login goes out at once, in this callback, as a device's does: with thousands of
+        # connects in flight, a step through the event loop could take the generator longer
+        # than the gateway's login timeout (5 s).
         self.transport = transport
+        self.logged_in = self.request(Command.HW_LOGIN, self.token)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -336,7 +342,8 @@ class Worker:
         try:
             async with asyncio.timeout(OP_TIMEOUT):
                 await self.connect(c, addr, port)
-                status, t1 = await c.request(Command.HW_LOGIN, c.token)
+                assert c.logged_in is not None  # sent when the connection was made
+                status, t1 = await c.logged_in
                 if status != Status.OK:
                     stats.failures[f"login status {status}"] += 1
                     c.close()
@@ -426,7 +433,10 @@ class Worker:
 
     async def run_storm(self, params: dict[str, Any], items: list[tuple[int, str]]) -> None:
         """Log every device in; at the bench's word drop every connection at once, and have
-        each device log in again at a random moment of the next ``spread`` seconds."""
+        each device log in again at a random moment of the next ``spread`` seconds. A device
+        whose login fails tries again after 1-3 s, as Blynk's libraries reconnect (up to
+        ``STORM_ATTEMPTS`` times): the failures are counted, and the time is until the last
+        device is back."""
         online, stats = await self.login_many(items, 4, False, params["concurrency"])
         self.send("logged_in", stats.summary())
         go = await self.wait_go()
@@ -437,14 +447,18 @@ class Worker:
 
         async def back(n: int, token: str) -> None:
             await asyncio.sleep(max(0.0, start + random.uniform(0, spread) - time.monotonic()))
-            client = Client(loop, token.encode("ascii"))
-            await self.login(client, source_address(5, n), self.port_of(n), False, again)
+            for _ in range(STORM_ATTEMPTS):
+                client = Client(loop, token.encode("ascii"))
+                if await self.login(client, source_address(5, n), self.port_of(n), False, again):
+                    return
+                await asyncio.sleep(random.uniform(1.0, 3.0))
 
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         async with asyncio.timeout(120 + len(online) / 20):
             await asyncio.gather(*(back(n, c.token.decode("ascii")) for n, c in online))
         summary = again.summary()
         summary["dropped"] = len(online)
+        summary["devices_back"] = again.ok
         self.send("done", summary)
         await self.wait_go()
         self.close_all()
