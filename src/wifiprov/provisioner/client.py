@@ -31,6 +31,9 @@ class SessionInvalid(CloudRequestFailed):
     """401 on a signed-in call: the saved session ended (signed out, expired, another cloud)."""
 
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """httpx's default TLS context, made once: making it (loading the CA bundle) costs ~40 ms,
@@ -56,7 +59,15 @@ class CloudClient:
 
     async def call(self, method: str, path: str, **kw: Any) -> Any:
         try:
-            reply = await self.http.request(method, path, **kw)
+            try:
+                reply = await self.http.request(method, path, **kw)
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection the server closed (idle timeout) just as the request
+                # went out on it: a read is sent again once, on a new connection, as browsers
+                # do; anything else could have been done and is not repeated.
+                if method not in _IDEMPOTENT:
+                    raise
+                reply = await self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise CloudUnreachable(
