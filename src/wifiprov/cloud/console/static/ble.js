@@ -419,7 +419,7 @@
       guarded(() => configure(ssid, password));
     });
 
-    navigator.bluetooth.getAvailability().then((available) => {
+    if (navigator.bluetooth.getAvailability) navigator.bluetooth.getAvailability().then((available) => {
       if (!available) {
         say("Bluetooth is off or missing on this phone: turn it on, then press Find devices " +
           "nearby, or use the steps through the device's WiFi network below.");
