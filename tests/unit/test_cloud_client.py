@@ -5,6 +5,8 @@ connection; a write is never sent twice."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,10 +22,12 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r
 
 class DroppingServer:
     """Answers the first request on each connection, then closes it when the next arrives,
-    unanswered (what an idle timeout firing at that moment looks like to the client)."""
+    unanswered (what an idle timeout firing at that moment looks like to the client), or
+    (``reset``) resets it, as a kernel does for data arriving on a socket already closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, reset: bool = False) -> None:
         self.requests: list[str] = []
+        self.reset = reset
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         answered = False
@@ -38,6 +42,11 @@ class DroppingServer:
                 )  # fmt: skip
                 await reader.readexactly(length)
                 if answered:
+                    if self.reset:
+                        linger = struct.pack("ii", 1, 0)
+                        writer.get_extra_info("socket").setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, linger
+                        )
                     break
                 writer.write(OK)
                 await writer.drain()
@@ -47,9 +56,9 @@ class DroppingServer:
         writer.close()
 
 
-@pytest.fixture
-async def url() -> AsyncIterator[tuple[str, DroppingServer]]:
-    dropping = DroppingServer()
+@pytest.fixture(params=["closed", "reset"])
+async def url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, DroppingServer]]:
+    dropping = DroppingServer(reset=request.param == "reset")
     server = await asyncio.start_server(dropping.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:

@@ -61,10 +61,11 @@ class CloudClient:
         try:
             try:
                 reply = await self.http.request(method, path, **kw)
-            except httpx.RemoteProtocolError:
+            except (httpx.RemoteProtocolError, httpx.ReadError):
                 # A kept-alive connection the server closed (idle timeout) just as the request
-                # went out on it: a read is sent again once, on a new connection, as browsers
-                # do; anything else could have been done and is not repeated.
+                # went out on it (closed unanswered, or reset): a read is sent again once, on a
+                # new connection, as browsers do; anything else could have been done and is not
+                # repeated.
                 if method not in _IDEMPOTENT:
                     raise
                 reply = await self.http.request(method, path, **kw)
