@@ -84,3 +84,17 @@ async def test_a_write_on_a_connection_closed_under_it_is_not_repeated(
         with pytest.raises(CloudUnreachable, match="cannot reach the cloud"):
             await client.call("PATCH", "/api/devices/1", json={"name": "x"})
     assert server.requests == ["GET /api/devices HTTP/1.1", "PATCH /api/devices/1 HTTP/1.1"]
+
+
+async def test_an_idle_connection_is_not_reused_after_its_expiry(
+    url: tuple[str, DroppingServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the cloud's idle timeout can close it: a write after a pause goes out on a new
+    connection and is answered."""
+    monkeypatch.setattr("wifiprov.provisioner.client.IDLE_EXPIRY", 0.2)
+    base, server = url
+    async with CloudClient(base) as client:
+        assert await client.call("GET", "/api/devices") == {"ok": True}
+        await asyncio.sleep(0.4)
+        assert await client.call("PATCH", "/api/devices/1", json={"name": "x"}) == {"ok": True}
+    assert server.requests == ["GET /api/devices HTTP/1.1", "PATCH /api/devices/1 HTTP/1.1"]

@@ -32,6 +32,7 @@ class SessionInvalid(CloudRequestFailed):
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+IDLE_EXPIRY = 2.0  # seconds a kept-alive connection may idle before it is not used again
 
 
 @functools.cache
@@ -46,7 +47,12 @@ class CloudClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         # Long polls hold a connection each: never let them starve other requests of the pool.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        # An idle connection is dropped after 2 s, before the cloud's own 5 s idle timeout
+        # (uvicorn's): reusing one as the cloud closes it loses the request (a write is not
+        # sent again: it may have been done).
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=20, keepalive_expiry=IDLE_EXPIRY
+        )
         self.http = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=timeout, limits=limits, verify=_tls()
         )
