@@ -65,6 +65,12 @@ DELIVER = """async ([service, tx]) => {
   return false;
 }"""
 
+SAID = """() => {
+  const status = document.getElementById('ble-status');
+  new MutationObserver(() => window.said(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+
 
 async def checked(page: Any) -> None:
     """The page fits its screen, names every control, and passes axe-core."""
@@ -79,7 +85,8 @@ class EmulatedDevice:
     ``choose``: what the person does with the chooser: ``"select"`` this device, or
     ``"cancel"``. ``busy``: answer ``set`` with ``set_fail`` ``busy`` (another provisioner holds
     the session). ``drop``: end the GATT connection once joining the network. ``code``: the
-    out-of-band code ``connect`` requires (docs/ble.md, ``--ble-code``). ``gateway``: the
+    out-of-band code ``connect`` requires (docs/ble.md, ``--ble-code``). ``mtu_cut``: every
+    message cut to that many bytes, as BlueZ cuts a notification to ATT_MTU - 3. ``gateway``: the
     cloud's gateway, where a right password makes it log in."""
 
     def __init__(
@@ -98,6 +105,7 @@ class EmulatedDevice:
         self.busy = False
         self.drop = False
         self.code: str | None = None  # the out-of-band code on its label, when it needs one
+        self.mtu_cut: int | None = None  # every message cut to this many bytes (a tiny MTU)
         self.password = HOME_PASSWORD
         self.written: list[dict[str, Any]] = []  # every request the page wrote, parsed
         self.write_types: list[str] = []
@@ -207,7 +215,8 @@ class EmulatedDevice:
         answer: dict[str, Any] = {"characteristicId": char, "type": kind, "code": 0}
         if kind == "read":
             assert self._reading is not None, "the page read TX by itself"
-            answer["data"] = base64.b64encode(inject.encode(self._reading)).decode()
+            data = inject.encode(self._reading)[: self.mtu_cut]  # None: the whole message
+            answer["data"] = base64.b64encode(data).decode()
         await self.cdp.send("BluetoothEmulation.simulateCharacteristicOperationResponse", answer)
         if kind == "subscribe-to-notifications":
             self.subscribed = True
@@ -222,7 +231,10 @@ class EmulatedDevice:
             self._reading = message
             try:
                 args = [inject.SERVICE_UUID, inject.TX_UUID]
-                if not await self.page.evaluate(DELIVER, args):
+                delivered = await self.page.evaluate(DELIVER, args)
+                # unless the page went on (the long poll saw the claim; leaving the page ends
+                # its GATT connection), the page must have been connected to hear it
+                if not delivered and self.page.url.endswith("/add-device"):
                     self.errors.append(f"no connected device to deliver {message} to")
             except Exception as exc:  # noqa: BLE001
                 # the page went on to the next one (the long poll saw the claim) before the
@@ -309,7 +321,9 @@ class EmulatedDevice:
             ),
             inject.status("connecting_cloud"),
         )
-        # the device logs in to the real cloud with the token it was sent: the claim
+        # the device logs in to the real cloud with the token it was sent: the claim (once
+        # the page has heard it is connecting to the cloud, as over a real radio)
+        await self._outbox.join()
         device = await RawDevice.connect((config.host or self.gateway[0], self.gateway[1]))
         assert await device.login(config.token) == 200
         await device.send(Command.INTERNAL, 2, *with_template(CPP_INFO, self.template_id))
@@ -423,15 +437,23 @@ async def test_bluetooth_wizard_end_to_end_with_a_wrong_password_first(lab: Lab)
         wanted = {"if": "wifi", "ssid": HOME, "pass": "not the password", "blynk": token}
         assert sent == [{"t": "set", **wanted, "host": "127.0.0.1"}]
         assert await page.get_by_role("button", name="Connect the device").is_enabled()
+        wifi_step = await page.locator("#ble-step-wifi").text_content()
+        assert wifi_step == "The device joins your WiFi (failed)"  # the mark, in words
         assert page.url.endswith("/add-device")  # still waiting for the device
         await checked(page)
         await page.screenshot(path=str(shots / "ble-3-wrong-password.png"), full_page=True)
 
+        said: list[str] = []  # the live status line, every text it showed
+        await page.expose_function("said", lambda text: said.append(text))
+        await page.evaluate(SAID)
         await page.get_by_label("WiFi password").fill(HOME_PASSWORD)
         await page.get_by_role("button", name="Connect the device").click()
         # the device logs in with the page's token; the console's long poll sees the claim
         heading = page.get_by_role("heading", name="Your Lamp is online")
         await heading.wait_for(timeout=30_000)
+        assert f"The device is joining {HOME}…" in said, said
+        assert f"The device joined {HOME} (address 192.168.1.23)." in said, said
+        assert "The device joined the network and is connecting to the cloud…" in said, said
         kinds = [m["t"] for m in device.written]
         assert kinds == ["info", "ifs", "scan", "set", "connect", "set", "connect"]
         assert device.written[-2]["pass"] == HOME_PASSWORD
@@ -517,6 +539,20 @@ async def test_a_cancelled_chooser_a_busy_device_and_a_lost_link_say_what_to_do(
         await seen(page, device, page.get_by_text(ended))
         await page.get_by_text("If nothing happens within two minutes").wait_for()
         assert await page.get_by_role("button", name="Find devices nearby (Bluetooth)").is_enabled()
+
+
+async def test_messages_cut_short_by_a_small_mtu_are_said(lab: Lab) -> None:
+    """BlueZ cuts a notification to ATT_MTU - 3 bytes (20 at the default MTU of 23) and nobody
+    reassembles (docs/ble.md): the page drops what is not one JSON object, and when the reply
+    never comes whole it says why and where to go instead."""
+    async with console_with_bluetooth(lab) as (page, device):
+        device.mtu_cut = 20
+        await find(page)
+        await seen(page, device, page.get_by_text("The device's answers arrive cut short"))
+        await page.get_by_text("Use the steps through the device's WiFi network below.").wait_for()
+        assert [m["t"] for m in device.written] == ["info"]
+        assert await page.locator("#ble-step-link").get_attribute("class") == "active"
+        await checked(page)
 
 
 async def test_no_bluetooth_adapter_is_said(lab: Lab) -> None:

@@ -173,9 +173,17 @@
     let link = null, info = null, networks = [], busy = false;
 
     const say = (text) => { status.textContent = text; };
+    const STATES = {done: " (done)", active: " (in progress)", bad: " (failed)"};
     const step = (name, state) => {
       const item = $("ble-step-" + name);
       item.className = state || "";
+      let said = item.querySelector(".visually-hidden"); // the mark, in words
+      if (!said) {
+        said = document.createElement("span");
+        said.className = "visually-hidden";
+        item.append(said);
+      }
+      said.textContent = STATES[state] || "";
       if (state === "active") item.setAttribute("aria-current", "step");
       else item.removeAttribute("aria-current");
     };
