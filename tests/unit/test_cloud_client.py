@@ -98,3 +98,13 @@ async def test_an_idle_connection_is_not_reused_after_its_expiry(
         await asyncio.sleep(0.4)
         assert await client.call("PATCH", "/api/devices/1", json={"name": "x"}) == {"ok": True}
     assert server.requests == ["GET /api/devices HTTP/1.1", "PATCH /api/devices/1 HTTP/1.1"]
+
+
+async def test_a_rename_is_sent_again_it_does_the_same_twice(
+    url: tuple[str, DroppingServer],
+) -> None:
+    base, server = url
+    async with CloudClient(base) as client:
+        assert await client.call("GET", "/api/devices") == {"ok": True}
+        assert await client.rename(1, "Lamp") == {"ok": True}
+    assert server.requests == ["GET /api/devices HTTP/1.1"] + ["PATCH /api/devices/1 HTTP/1.1"] * 2

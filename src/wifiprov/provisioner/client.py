@@ -63,16 +63,17 @@ class CloudClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
 
-    async def call(self, method: str, path: str, **kw: Any) -> Any:
+    async def call(self, method: str, path: str, again: bool | None = None, **kw: Any) -> Any:
+        """One request. ``again``: whether it may be sent twice (default: reads only)."""
         try:
             try:
                 reply = await self.http.request(method, path, **kw)
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 # A kept-alive connection the server closed (idle timeout) just as the request
-                # went out on it (closed unanswered, or reset): a read is sent again once, on a
-                # new connection, as browsers do; anything else could have been done and is not
-                # repeated.
-                if method not in _IDEMPOTENT:
+                # went out on it (closed unanswered, or reset): a read, or a write that does the
+                # same when repeated, is sent again once, on a new connection, as browsers do;
+                # anything else could have been done and is not repeated.
+                if not (method in _IDEMPOTENT if again is None else again):
                     raise
                 reply = await self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
@@ -123,7 +124,9 @@ class CloudClient:
         return dict(await self.call("GET", f"/api/devices/{device_id}"))
 
     async def rename(self, device_id: int, name: str) -> dict[str, Any]:
-        return dict(await self.call("PATCH", f"/api/devices/{device_id}", json={"name": name}))
+        return dict(
+            await self.call("PATCH", f"/api/devices/{device_id}", again=True, json={"name": name})
+        )
 
     async def reconfigure(self, device_id: int) -> None:
         await self.call("POST", f"/api/devices/{device_id}/reconfigure")
