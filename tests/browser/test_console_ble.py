@@ -336,12 +336,18 @@ class EmulatedDevice:
 @contextlib.asynccontextmanager
 async def console_with_bluetooth(
     lab: Lab, *, name: str = "Blynk Lamp-W8FH", template_id: str | None = None,
-    bluetooth: bool = True, state: str = "powered-on",
+    bluetooth: bool = True, state: str = "powered-on", host: str = "",
 ) -> AsyncIterator[tuple[Any, EmulatedDevice]]:  # fmt: skip
     """The console in a phone-sized tab signed in as the owner, in a Chromium with Web Bluetooth
     and an emulated device ``name`` in setup mode (firmware of ``template_id``, Lamp's unless
-    given)."""
-    async with chromium(WEB_BLUETOOTH if bluetooth else []) as browser:
+    given). ``host``: reach the console by that name (resolved to 127.0.0.1) over plain http,
+    which is not a secure context, unlike http://127.0.0.1."""
+    args = WEB_BLUETOOTH if bluetooth or host else []
+    origin = lab.world.cloud_url
+    if host:
+        args = [*args, f"--host-resolver-rules=MAP {host} 127.0.0.1"]
+        origin = origin.replace("127.0.0.1", host)
+    async with chromium(args) as browser:
         context = await browser.new_context(**PHONE)
         page = await context.new_page()
         page.set_default_timeout(30_000)  # every device message is a CDP round trip
@@ -357,7 +363,7 @@ async def console_with_bluetooth(
         if bluetooth:
             await device.start(state)
         try:
-            await page.goto(lab.world.cloud_url + "/")
+            await page.goto(origin + "/")
             await page.get_by_label("E-mail").fill("owner@example.com")
             await page.get_by_label("Password").fill(PASSWORD)
             await page.get_by_role("button", name="Sign in").click()
@@ -583,3 +589,15 @@ async def test_without_web_bluetooth_the_wifi_steps_remain(lab: Lab) -> None:
         assert await page.get_by_role("link", name="Open the setup link").is_visible()
         await checked(page)
         await page.screenshot(path=str(lab.shots / "ble-none.png"), full_page=True)
+
+
+async def test_a_console_on_plain_http_says_bluetooth_needs_https(lab: Lab) -> None:
+    """A browser with Web Bluetooth hides it from a page that is not a secure context (plain
+    http on a name other than localhost/127.0.0.1): the line says the console needs https."""
+    async with console_with_bluetooth(lab, bluetooth=False, host="console.test") as (page, _):
+        assert page.url.startswith("http://console.test:")
+        assert await page.evaluate("isSecureContext") is False
+        note = page.get_by_text("Bluetooth setup needs the console on https")
+        await note.wait_for()
+        assert await page.get_by_role("link", name="Open the setup link").is_visible()
+        await checked(page)
