@@ -5,7 +5,8 @@ TX characteristics; ``DeviceAccess`` answers the device chooser). The test plays
 the CDP events with wifiprov's message layer (``wire/inject.py``), answering as our agent does;
 on ``connect`` with the right password it logs in to the real cloud's gateway with the token the
 page sent over the emulated GATT, so the console's own long poll sees the claim and asks for the
-device's name.
+device's name. One test runs our real agent instead (``AgentGatt``: the emulated peripheral as
+``device/ble.py``'s GATT backend, the agent in this process on the sim radio and the real cloud).
 
 What the emulation cannot express, and how it is covered instead:
 - **Notifications.** Chromium's emulation (checked on Chromium 156: the protocol has no command
@@ -34,6 +35,7 @@ import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +45,12 @@ from tests.browser.conftest import Lab
 from tests.browser.portal import PHONE, chromium
 from tests.browser.test_console_pages import NO_SIDEWAYS, UNNAMED
 from tests.e2e.test_provision_cli import HOME, HOME_PASSWORD, PASSWORD
+from tests.integration.device_bench import quick_settings
 from tests.integration.support import CPP_INFO, RawDevice, with_template
+from wifiprov.device.agent import Agent, AgentConfig
+from wifiprov.device.ble import BleProvisioning
+from wifiprov.device.radio.sim import SimRadio
+from wifiprov.device.store import ConfigStore
 from wifiprov.wire import edgent, inject
 from wifiprov.wire.blynk import Command
 from wifiprov.wire.errors import ProvisioningError as E
@@ -114,8 +121,8 @@ class EmulatedDevice:
         self.online: RawDevice | None = None
         self.pending = inject.Pending()
         self._answered: set[str] = set()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reading: dict[str, Any] | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()  # notifications, in order
+        self._reading: bytes | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.errors: list[str] = []
         self.console: list[str] = []  # the page's console, for a failure's message
@@ -215,7 +222,7 @@ class EmulatedDevice:
         answer: dict[str, Any] = {"characteristicId": char, "type": kind, "code": 0}
         if kind == "read":
             assert self._reading is not None, "the page read TX by itself"
-            data = inject.encode(self._reading)[: self.mtu_cut]  # None: the whole message
+            data = self._reading[: self.mtu_cut]  # None: the whole message
             answer["data"] = base64.b64encode(data).decode()
         await self.cdp.send("BluetoothEmulation.simulateCharacteristicOperationResponse", answer)
         if kind == "subscribe-to-notifications":
@@ -247,7 +254,7 @@ class EmulatedDevice:
 
     def notify(self, *messages: dict[str, Any]) -> None:
         for message in messages:
-            self._outbox.put_nowait(message)
+            self._outbox.put_nowait(inject.encode(message))
 
     # --- the device: our agent's answers, through wire/inject ----------------------------
 
@@ -333,15 +340,97 @@ class EmulatedDevice:
         self.notify(inject.status("connected"))
 
 
+class AgentGatt(EmulatedDevice):
+    """Chromium's emulated peripheral as the real agent's GATT backend (``device.ble.Gatt``):
+    the page's writes go to the agent's ``BleProvisioning`` (the one session, the state machine,
+    the sim radio, its link to the real cloud) and its notifications to the page."""
+
+    CENTRAL = "chromium"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened = asyncio.Event()
+        self.advertising = False
+        self._on_write: Any = None
+
+    async def open(self, name: str, on_write: Any, on_left: Any) -> None:
+        self.name, self._on_write = name, on_write
+        self.opened.set()
+
+    async def advertise(self, on: bool) -> None:
+        self.advertising = on
+
+    async def notify_value(self, value: bytes) -> None:
+        self._outbox.put_nowait(value)
+
+    async def _request(self, raw: bytes) -> None:
+        with contextlib.suppress(inject.InjectError):
+            request = inject.parse(raw)
+            self.written.append({"t": request.kind, **request.fields})
+        self._on_write(self.CENTRAL, raw)
+
+
+class _GattFace:
+    """``AgentGatt`` under the names ``device.ble.Gatt`` has (its ``notify`` takes bytes; the
+    played device's ``notify`` takes messages)."""
+
+    def __init__(self, gatt: AgentGatt) -> None:
+        self.gatt = gatt
+
+    async def open(self, name: str, on_write: Any, on_left: Any) -> None:
+        await self.gatt.open(name, on_write, on_left)
+
+    async def advertise(self, on: bool) -> None:
+        await self.gatt.advertise(on)
+
+    async def notify(self, value: bytes) -> None:
+        await self.gatt.notify_value(value)
+
+    async def close(self) -> None:
+        pass
+
+
+class RunningAgent:
+    def __init__(self, agent: Agent, radio: SimRadio, task: asyncio.Task[None]) -> None:
+        self.agent, self.radio, self.task = agent, radio, task
+
+    async def stop(self) -> None:
+        self.agent.stop()
+        await asyncio.wait_for(self.task, 10)
+        await self.radio.close()
+
+
+async def start_agent(lab: Lab, gatt: AgentGatt) -> RunningAgent:
+    """Our device agent of template Lamp with ``gatt`` as its Bluetooth, once it advertises."""
+    config = AgentConfig(
+        template_id=lab.world.template_id,
+        template_name="Lamp",
+        host="127.0.0.1",
+        port=lab.world.gateway_port,
+        port_ssl=None,
+        machine=replace(quick_settings(), config_timeout=600, idle_timeout=180),
+    )
+    radio = SimRadio(lab.air, "ble-lamp", mac="24:6f:28:aa:bb:cc")
+    agent = Agent(config, radio, ConfigStore(lab.world.tmp / "ble-lamp.json"),
+                  ble=BleProvisioning(_GattFace(gatt)))  # fmt: skip
+    running = RunningAgent(agent, radio, asyncio.create_task(agent.run()))
+    async with asyncio.timeout(30):
+        await gatt.opened.wait()
+        while not gatt.advertising:  # its AP open, its advertisement on: setup mode
+            await asyncio.sleep(0.05)
+    return running
+
+
 @contextlib.asynccontextmanager
 async def console_with_bluetooth(
     lab: Lab, *, name: str = "Blynk Lamp-W8FH", template_id: str | None = None,
-    bluetooth: bool = True, state: str = "powered-on", host: str = "",
+    bluetooth: bool = True, state: str = "powered-on", host: str = "", agent: bool = False,
 ) -> AsyncIterator[tuple[Any, EmulatedDevice]]:  # fmt: skip
     """The console in a phone-sized tab signed in as the owner, in a Chromium with Web Bluetooth
     and an emulated device ``name`` in setup mode (firmware of ``template_id``, Lamp's unless
     given). ``host``: reach the console by that name (resolved to 127.0.0.1) over plain http,
-    which is not a secure context, unlike http://127.0.0.1."""
+    which is not a secure context, unlike http://127.0.0.1. ``agent``: the device is the real
+    agent (in this process, the sim radio on the world's air) instead of the played one."""
     args = WEB_BLUETOOTH if bluetooth or host else []
     origin = lab.world.cloud_url
     if host:
@@ -351,7 +440,8 @@ async def console_with_bluetooth(
         context = await browser.new_context(**PHONE)
         page = await context.new_page()
         page.set_default_timeout(30_000)  # every device message is a CDP round trip
-        device = EmulatedDevice(
+        made = AgentGatt if agent else EmulatedDevice
+        device = made(
             await browser.new_browser_cdp_session(),
             page,
             name=name,
@@ -360,6 +450,9 @@ async def console_with_bluetooth(
         )
         page.on("console", lambda m: device.console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: device.console.append(f"error: {e}"))
+        running = None
+        if isinstance(device, AgentGatt):
+            running = await start_agent(lab, device)
         if bluetooth:
             await device.start(state)
         try:
@@ -376,6 +469,8 @@ async def console_with_bluetooth(
             assert device.errors == []
         finally:
             await device.close()
+            if running is not None:
+                await running.stop()
 
 
 async def seen(page: Any, device: EmulatedDevice, locator: Any, timeout: float = 30_000) -> None:
@@ -472,6 +567,32 @@ async def test_bluetooth_wizard_end_to_end_with_a_wrong_password_first(lab: Lab)
         await checked(page)
         devices = await lab.online_devices()  # while the played device is still logged in
         assert [(d["name"], d["online"]) for d in devices] == [("Desk lamp", True)]
+
+
+async def test_our_agent_provisioned_from_the_page_with_a_wrong_password_first(lab: Lab) -> None:
+    """The same page against our real agent (``device/ble.py`` through the emulated GATT: the one
+    session, the state machine, the sim radio, the real cloud): a wrong password is the agent's
+    722 in the page's words, the retry over the same connection brings it online and named."""
+    async with console_with_bluetooth(lab, agent=True) as (page, device):
+        assert device.name.startswith("Blynk Lamp-")
+        await find(page)
+        networks = page.get_by_role("group", name="Your WiFi network, as the device sees it")
+        await seen(page, device, networks)
+        assert await networks.get_by_role("radio", name=HOME).is_checked()
+        await page.get_by_label("WiFi password").fill("not the password")
+        await page.get_by_role("button", name="Connect the device").click()
+        await seen(page, device, page.get_by_text(explain(722).what), timeout=60_000)
+        await page.get_by_label("WiFi password").fill(HOME_PASSWORD)
+        await page.get_by_role("button", name="Connect the device").click()
+        heading = page.get_by_role("heading", name="Your Lamp is online")
+        await seen(page, device, heading, timeout=60_000)
+        await page.get_by_label("Device name").fill("Porch lamp")
+        await page.get_by_role("button", name="Save the name").click()
+        await page.get_by_text("“Porch lamp” is in your account and online").wait_for()
+        kinds = [m["t"] for m in device.written]
+        assert kinds == ["info", "ifs", "scan", "set", "connect", "set", "connect"], kinds
+        devices = await lab.online_devices()
+        assert [(d["name"], d["online"]) for d in devices] == [("Porch lamp", True)]
 
 
 async def test_a_hidden_network_and_the_code_on_the_label(lab: Lab) -> None:
