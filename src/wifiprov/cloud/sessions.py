@@ -378,12 +378,12 @@ class DeviceSessions:
         if self.bus.shared:  # other nodes drop an older connection of this device
             login = {"device_id": auth.device_id, "node": self.node, "at": conn.connected_at}
             await self.bus.publish(DEVICE_LOGINS, login)
-        if auth.claimed_request is not None:
-            # Announce the claim only once the device shows online, so that a provisioner
-            # woken by it can use the device at once.
-            await self._announce_claim(auth)
         if conn.state is not State.CLOSED:
-            conn.logged_in()
+            conn.logged_in()  # what arrived meanwhile (a claim's info: answered now)
+        if auth.claimed_request is not None:
+            # Announce the claim only once the device shows online (and its info is stored),
+            # so that a provisioner woken by it can use the device at once.
+            await self._announce_claim(auth)
 
     async def _claim(
         self, conn: Session, pending: devices.PendingClaim, token: bytes
