@@ -347,3 +347,23 @@ async def test_another_organization_gets_404_and_stale_forms_are_refused(
                 )
                 assert stale.status_code == 403 and "This form has expired" in stale.text
         assert await _api_streams(cloud, tid) == before
+
+
+async def test_add_and_edit_are_decided_in_the_write_itself(cloud: RunningCloud) -> None:
+    """What the forms' own look-up cannot promise under two people at once: "add" never
+    replaces a datastream that appeared meanwhile, "edit" never brings back one deleted
+    meanwhile."""
+    from tests.integration.support import template
+    from wifiprov.cloud import accounts
+    from wifiprov.cloud.errors import NotFound
+
+    db = cloud.cloud.db
+    tid = await template(cloud)
+    owner = await accounts.authenticate(db, cloud.cloud.hasher, cloud.owner_token)
+    await datastreams.put_datastream(db, owner, tid, "Temperature", 1, "double", exists=False)
+    with pytest.raises(datastreams.NameTaken):
+        await datastreams.put_datastream(db, owner, tid, "Temperature", 2, "double", exists=False)
+    with pytest.raises(NotFound):
+        await datastreams.put_datastream(db, owner, tid, "Humidity", 3, "double", exists=True)
+    await datastreams.put_datastream(db, owner, tid, "Temperature", 4, "double", exists=True)
+    assert {ds["name"]: ds["pin"] for ds in await _api_streams(cloud, tid)} == {"Temperature": "V4"}

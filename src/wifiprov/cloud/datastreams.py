@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.db import Database
@@ -85,6 +86,10 @@ async def list_datastreams(db: Database, who: Principal, template_id: str) -> li
     return [_public(r) for r in rows]
 
 
+
+class NameTaken(Conflict):
+    """Adding a datastream under a name the template already has."""
+
 async def put_datastream(
     db: Database,
     who: Principal,
@@ -95,32 +100,44 @@ async def put_datastream(
     lo: float | None = None,
     hi: float | None = None,
     unit: str = "",
+    exists: bool | None = None,
 ) -> dict[str, Any]:
-    """Create or replace the datastream ``name`` of a template (managers only)."""
+    """Create or replace the datastream ``name`` of a template (managers only). ``exists``:
+    True to change one that must be there (NotFound otherwise), False to add one that must not
+    (``NameTaken``), None for either; decided in the write's own transaction, so two people
+    adding the same name at once cannot replace each other's."""
     await get_template(db, who, template_id, right="manage")
     check(name, pin, kind, lo, hi, unit)
-    async with db.begin() as conn:
-        taken = (
-            await conn.execute(
-                select(datastreams.c.name).where(
-                    (datastreams.c.template_id == template_id)
-                    & (datastreams.c.pin == pin)
-                    & (datastreams.c.name != name)
+    try:
+        async with db.begin() as conn:
+            taken = (
+                await conn.execute(
+                    select(datastreams.c.name).where(
+                        (datastreams.c.template_id == template_id)
+                        & (datastreams.c.pin == pin)
+                        & (datastreams.c.name != name)
+                    )
+                )
+            ).first()
+            if taken is not None:
+                raise Conflict(f"V{pin} is already bound to the datastream {taken.name!r}")
+            removed = await conn.execute(
+                delete(datastreams).where(
+                    (datastreams.c.template_id == template_id) & (datastreams.c.name == name)
                 )
             )
-        ).first()
-        if taken is not None:
-            raise Conflict(f"V{pin} is already bound to the datastream {taken.name!r}")
-        await conn.execute(
-            delete(datastreams).where(
-                (datastreams.c.template_id == template_id) & (datastreams.c.name == name)
-            )
-        )
-        await conn.execute(
-            datastreams.insert().values(
-                template_id=template_id, name=name, pin=pin, type=kind, min=lo, max=hi, unit=unit
-            )
-        )
+            if exists is True and not removed.rowcount:
+                raise NotFound(f"no datastream {name!r} in template {template_id}")
+            if exists is False and removed.rowcount:
+                raise NameTaken(f"the template has a datastream {name!r} already")
+            await conn.execute(
+                datastreams.insert().values(
+                    template_id=template_id, name=name, pin=pin, type=kind, min=lo, max=hi,
+                    unit=unit,
+                )
+            )  # fmt: skip
+    except IntegrityError:  # another change took the pin (or the name) meanwhile
+        raise Conflict(f"V{pin} or the name {name!r} was taken meanwhile: try again") from None
     return {"name": name, "pin": f"V{pin}", "type": kind, "min": lo, "max": hi, "unit": unit}
 
 

@@ -327,8 +327,10 @@ async def _save(
         try:
             await datastreams.put_datastream(
                 page.db, page.who, template["id"], values["name"], pin, values["type"], lo, hi,
-                values["unit"],
+                values["unit"], exists=editing,
             )  # fmt: skip
+        except datastreams.NameTaken:  # added by someone else since the check above
+            errors["name"] = "This template has a datastream of this name already: edit that one."
         except Conflict as exc:  # the pin is another datastream's
             errors["pin"] = _sentence(exc.message)
         else:
