@@ -86,9 +86,9 @@ async def list_datastreams(db: Database, who: Principal, template_id: str) -> li
     return [_public(r) for r in rows]
 
 
-
 class NameTaken(Conflict):
     """Adding a datastream under a name the template already has."""
+
 
 async def put_datastream(
     db: Database,
@@ -179,8 +179,10 @@ class BindingsCache:
     async def get(self, template_id: str) -> dict[str, int]:
         now = time.monotonic()
         entry = self._entries.get(template_id)
-        if entry is None or now - entry[0] > self.ttl or (
-            entry[1].done() and entry[1].exception() is not None
+        if (
+            entry is None
+            or now - entry[0] > self.ttl
+            or (entry[1].done() and entry[1].exception() is not None)
         ):
             if len(self._entries) > 10_000:
                 self._entries.clear()
