@@ -1,6 +1,6 @@
 """What wifiprov's NetworkManager backends report on the real stack (guest/radio_cases.py): the
 device radio (NmRadio) joining hostapd networks, and the provisioner's laptop WiFi (NmPhoneWifi)
-joining a device's access point that NetworkManager serves."""
+joining a device's access point that NetworkManager serves (WPA2, and open)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ EXPECTED = {
     "no_dhcp": "no_ip_assigned",
     "phone_right": "joined",
     "phone_wrong": "join_failed",
+    "phone_open": "joined",  # the agent's default AP: open, as Edgent's
     "peap_right": "joined",
     "peap_wrong": "invalid_credentials",
     "static_ip": "joined",

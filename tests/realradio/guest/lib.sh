@@ -7,19 +7,24 @@ ts() { $BB cut -d' ' -f1 /proc/uptime; }
 log() { echo "[$(ts)] $*"; }
 
 # start_stack RADIOS AP_IFACES...: hwsim with RADIOS radios; each AP_IFACE's phy moves to its own
-# netns (named after it: ns-wlan2) before NetworkManager starts, so NM never sees it and traffic
-# to it crosses the simulated air. Then D-Bus, udev, wpa_supplicant (D-Bus), NetworkManager.
+# netns (named after it: ns-wlan2; IFACE@NS shares NS with another AP: two routers on one uplink)
+# before NetworkManager starts, so NM never sees it and traffic to it crosses the simulated air.
+# Then D-Bus, udev, wpa_supplicant (D-Bus), NetworkManager.
 start_stack() {
     radios=$1; shift
     modprobe mac80211_hwsim radios=$radios regtest=5 support_p2p_device=0 || return 1
     modprobe -a ccm ctr gcm
     for i in $(seq 1 50); do [ -e /sys/class/net/wlan$((radios - 1)) ] && break; sleep 0.1; done
-    for ifc in "$@"; do
+    for spec in "$@"; do
+        ifc=${spec%@*}; ns=ns-$ifc
+        case $spec in *@*) ns=${spec#*@};; esac
+        echo $ns > /run/ns-of-$ifc
         phy=$(cat /sys/class/net/$ifc/phy80211/name)
-        ip netns add ns-$ifc && iw phy $phy set netns name ns-$ifc && ip -n ns-$ifc link set lo up
+        [ -e /run/netns/$ns ] || { ip netns add $ns && ip -n $ns link set lo up; }
+        iw phy $phy set netns name $ns || return 1
     done
     mkdir -p /run/dbus
-    dbus-daemon --system --fork --nopidfile
+    [ -S /run/dbus/system_bus_socket ] || dbus-daemon --system --fork --nopidfile  # one bus (BLE started it)
     /lib/systemd/systemd-udevd --daemon
     udevadm trigger --action=add --subsystem-match=net --subsystem-match=ieee80211 --subsystem-match=rfkill
     udevadm settle -t 20
@@ -58,15 +63,19 @@ wait_more() {
     return 1
 }
 
-# ap_start IFACE CONF_LINES...: hostapd on IFACE (in ns-IFACE) with the given config lines.
+# ns_of IFACE: the network namespace start_stack put an AP interface in
+ns_of() { cat /run/ns-of-$1 2>/dev/null || echo ns-$1; }
+
+# ap_start IFACE CONF_LINES...: hostapd on IFACE (in its netns) with the given config lines
+# (a line given twice, e.g. channel=11, overrides: hostapd keeps the last).
 ap_start() {
     ifc=$1; shift
-    ap_stop $ifc
+    ap_stop $ifc; ns=$(ns_of $ifc)
     { echo "interface=$ifc"; echo "driver=nl80211"; echo "hw_mode=g"; echo "channel=6"
       echo "ctrl_interface=/run/hostapd-$ifc"; for line in "$@"; do echo "$line"; done; } > /run/hostapd-$ifc.conf
-    ip netns exec ns-$ifc hostapd -B -P /run/hostapd-$ifc.pid -t -f $L/hostapd-$ifc.log -d /run/hostapd-$ifc.conf >/dev/null || return 1
+    ip netns exec $ns hostapd -B -P /run/hostapd-$ifc.pid -t -f $L/hostapd-$ifc.log -d /run/hostapd-$ifc.conf >/dev/null || return 1
     for i in $(seq 1 50); do
-        ip netns exec ns-$ifc hostapd_cli -p /run/hostapd-$ifc -i $ifc status 2>/dev/null | grep -q state=ENABLED && return 0
+        ip netns exec $ns hostapd_cli -p /run/hostapd-$ifc -i $ifc status 2>/dev/null | grep -q state=ENABLED && return 0
         sleep 0.2
     done
     log "hostapd on $ifc did not come up"; return 1
@@ -78,12 +87,13 @@ ap_stop() {
     rm -f /run/hostapd-$1.pid
 }
 # dhcp_start IFACE PREFIX: dnsmasq (DHCP, and DNS for the names in /run/hosts-IFACE) on IFACE in
-# its netns, at PREFIX.1/24.
+# its netns, at PREFIX.1/24 (the router it hands out).
 dhcp_start() {
     [ -f /run/dnsmasq-$1.pid ] && [ -e /proc/$(cat /run/dnsmasq-$1.pid) ] && return 0
-    ip -n ns-$1 addr add $2.1/24 dev $1 2>/dev/null
+    ns=$(ns_of $1)
+    ip -n $ns addr add $2.1/24 dev $1 2>/dev/null
     touch /run/hosts-$1
-    ip netns exec ns-$1 dnsmasq --no-daemon --user=root --interface=$1 --bind-interfaces \
+    ip netns exec $ns dnsmasq --no-daemon --user=root --interface=$1 --bind-interfaces \
         --except-interface=lo --no-resolv --no-hosts --addn-hosts=/run/hosts-$1 \
         --dhcp-range=$2.10,$2.50,1h --dhcp-leasefile=/run/dnsmasq-$1.leases --log-dhcp \
         >> $L/dnsmasq-$1.log 2>&1 &

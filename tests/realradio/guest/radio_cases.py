@@ -1,9 +1,9 @@
 """In the guest: wifiprov's NetworkManager backends against hostapd, one case after another in
 one process (Python starts slowly under TCG). wlan0 is the device's radio (NmRadio), wlan1 the
 access point (hostapd in netns ns-wlan1, DHCP from dnsmasq there), wlan2 a device's own access
-point (NmRadio.start_ap) for the phone side (NmPhoneWifi on wlan0). Writes one JSON record per
-case to /out/cases.jsonl: what wifiprov reported, how long it took, and what NetworkManager and
-wpa_supplicant said meanwhile (their D-Bus signals, timed)."""
+point (NmRadio.start_ap, WPA2 or open) for the phone side (NmPhoneWifi on wlan0). Writes one
+JSON record per case to /out/cases.jsonl: what wifiprov reported, how long it took, and what
+NetworkManager and wpa_supplicant said meanwhile (their D-Bus signals, timed)."""
 
 from __future__ import annotations
 
@@ -161,15 +161,16 @@ async def radio_case(name: str, radio: NmRadio, rec: Recorder) -> None:
     await asyncio.sleep(1)
 
 
-async def phone_case(name: str, passphrase: str, rec: Recorder) -> None:
-    """The provisioner's laptop (NmPhoneWifi, wlan0) joining a device's WPA2 access point that
-    NetworkManager serves (NmRadio.start_ap on wlan2: WPA2/WPA3 transition, as NM makes it)."""
+async def phone_case(name: str, passphrase: str | None, rec: Recorder) -> None:
+    """The provisioner's laptop (NmPhoneWifi, wlan0) joining a device's access point that
+    NetworkManager serves (NmRadio.start_ap on wlan2): WPA2 with the passphrase "device
+    passphrase", or open (``passphrase`` None: the agent's default AP, as Edgent's)."""
     device = NmRadio("wlan2", snippet_dir="/run/dnsmasq-shared.d")
     phone = NmPhoneWifi("wlan0", state_dir="/run/phone", join_timeout=60)
     ssid = "Blynk Lamp-0A1B"
     try:
         t_ap = time.time()
-        await device.start_ap(ssid, "device passphrase")
+        await device.start_ap(ssid, None if passphrase is None else "device passphrase")
         ap_seconds = round(time.time() - t_ap, 2)
         t0 = 0.0
         for _ in range(40):
@@ -202,7 +203,7 @@ async def main(names: list[str]) -> None:
         # A join that should work gets a second try: under heavy load the emulated radios can
         # miss the 4-way handshake's 1 s timer (the AP deauthenticates, reason 15). Both
         # attempts stay in cases.jsonl; the tests read the last.
-        tries = 2 if name.endswith("_right") or name == "static_ip" else 1
+        tries = 2 if name.endswith("_right") or name in ("static_ip", "phone_open") else 1
         for _ in range(tries):
             print(f"== {name}", flush=True)
             try:
@@ -210,6 +211,8 @@ async def main(names: list[str]) -> None:
                     await phone_case(name, "not the passphrase", rec)
                 elif name == "phone_right":
                     await phone_case(name, "device passphrase", rec)
+                elif name == "phone_open":
+                    await phone_case(name, None, rec)
                 else:
                     await radio_case(name, radio, rec)
             except Exception as exc:  # one case's trouble is that case's result, not the group's
