@@ -2,8 +2,8 @@
 
 1. puts the home network in the sim air the device joins (its WiFi is simulated; BLE is real),
    and sets up the cloud's database (owner, organization, template "Lamp") and the provisioner's
-   saved session before ``wifiprov cloud`` serves it (the library calls `wifiprov cloud init`,
-   `login` and `templates create` make: four fewer Python start-ups, ~15 s each under TCG);
+   saved session before ``wifiprov cloud`` serves it (guest/cloud_setup.py: what `wifiprov
+   cloud init`, `login` and `templates create` do, without their Python starts);
 2. registers a second, minimal advertisement on hci0: btvirt's controller only reports
    advertisements when advertising is (re)enabled, and with two the kernel rotates them every
    2 s, so a scan that starts later still sees the device's;
@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from cloud_setup import cloud_setup  # beside this file
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
@@ -188,27 +189,6 @@ async def blynk(out: Path) -> None:
     token, server = identity.saved or ("", "")
     say(out, f"blynk_saved_token_ok={int(token == TOKEN)}")
     say(out, f"blynk_saved_server={server}")
-
-
-async def cloud_setup(db: str, cloud: str) -> str:
-    from wifiprov import session
-    from wifiprov.cloud import accounts, templates
-    from wifiprov.cloud.db import Database
-    from wifiprov.cloud.tokens import TokenHasher
-
-    database = Database(db)
-    try:
-        await database.migrate()
-        user_id = await accounts.create_user(database, "owner@example.com", "owner password 1")
-        org_id = await accounts.create_org(database, "Home", user_id, "Blynk")
-        hasher = await TokenHasher.load(database)
-        token = await accounts.sign_in(database, hasher, "owner@example.com", "owner password 1")
-        who = await accounts.authenticate(database, hasher, token)
-        template = await templates.create_template(database, who, org_id, "Lamp")
-    finally:
-        await database.close()
-    session.save(cloud, token, "owner@example.com")
-    return str(template["id"])
 
 
 async def main() -> None:
