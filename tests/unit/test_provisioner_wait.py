@@ -50,3 +50,68 @@ async def test_a_refused_claim_is_explained() -> None:
         await flow(FakeCloud(None, "refused"), events, 5.0).wait_online({"id": 1}, "ap")
     assert "refused" in failed.value.what and "TMPLb" in failed.value.what
     assert failed.value.code == 703
+
+
+class DevicePortal:
+    """A device's portal over a real socket: /board_info.json and (wifiprov's agent only)
+    /status.json."""
+
+    def __init__(self, state: str | None) -> None:
+        self.state = state
+
+    async def handle(self, reader: Any, writer: Any) -> None:
+        import json
+
+        line = (await reader.readuntil(b"\r\n\r\n")).split(b" ")[1]
+        if line == b"/board_info.json":
+            status, body = 200, json.dumps({"board": "Lamp", "last_error": 0})
+        elif line == b"/status.json" and self.state is not None:
+            status, body = 200, json.dumps({"state": self.state, "last_error": 0})
+        else:
+            status, body = 404, "{}"
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"{body}".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+
+class PortalWifi:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def join(self, ap: str, passphrase: str | None) -> str:
+        return self.url
+
+    async def leave(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ("CONNECTING_CLOUD", "still connecting after 1 s (its state: CONNECTING_CLOUD)"),
+        ("WAIT_CONFIG", "back in setup mode without an error code"),
+        (None, "back in setup mode without an error code"),  # Blynk's firmware: no /status.json
+    ],
+)
+async def test_a_device_not_seen_in_time_says_whether_it_is_still_connecting(
+    state: str | None, words: str
+) -> None:
+    import asyncio
+
+    portal = DevicePortal(state)
+    server = await asyncio.start_server(portal.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    events: list[Event] = []
+    provisioner = Provisioner(
+        FakeCloud(None, "pending"),  # type: ignore[arg-type]
+        PortalWifi(url),  # type: ignore[arg-type]
+        events.append,
+        online_timeout=1.0,
+    )
+    async with server:
+        with pytest.raises(ProvisioningFailed) as failed:
+            await provisioner.wait_online({"id": 1}, "ap")
+    assert words in failed.value.what, failed.value.what

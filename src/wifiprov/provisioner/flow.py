@@ -464,11 +464,15 @@ class Provisioner:
         """The device did not come online: rejoin its AP and read why (``last_error``)."""
         self.emit("diagnose", "the device did not come online; asking it why")
         self.waiting(f"this machine to rejoin '{ap}'", self._join_timeout())
+        state = None
         try:
             portal = await self.wifi.join(ap, self.ap_passphrase)
             async with httpx.AsyncClient(base_url=portal, timeout=10) as device:
                 info = (await device.get("/board_info.json")).json()
-        except (JoinFailed, httpx.HTTPError, ValueError):
+                status = await device.get("/status.json")  # wifiprov's; Blynk's firmware: 404
+                if status.status_code == 200:
+                    state = status.json().get("state")
+        except (JoinFailed, httpx.HTTPError, ValueError, AttributeError):
             return ProvisioningFailed(
                 "the device did not come online and is not back in setup mode",
                 "it may still be trying: wait a minute, check `wifiprov devices`; otherwise "
@@ -479,6 +483,13 @@ class Provisioner:
         code = int(info.get("last_error") or 0)
         if code:
             return ProvisioningFailed.from_code(code)
+        if state is not None and state not in AP_STATES:  # its AP is up while it works (AP+STA)
+            return ProvisioningFailed(
+                f"the device is still connecting after {self.online_timeout:.0f} s "
+                f"(its state: {state})",
+                "it may yet come online: check `wifiprov devices` in a minute; if it does not, "
+                "check the network's internet access and the cloud",
+            )
         return ProvisioningFailed(
             "the device is back in setup mode without an error code", "try again"
         )
