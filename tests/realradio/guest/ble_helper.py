@@ -107,13 +107,15 @@ async def find(central: BleakCentral, prefix: str) -> Found | None:
 
 
 async def open_link(central: BleakCentral, found: Found, out: Path, key: str) -> object | None:
-    for attempt in range(1, 6):  # BlueZ on btvirt: some first connections fail; retry, bounded
+    # BlueZ on btvirt: some connections drop right after service discovery, at times several
+    # in a row; retry, bounded, waiting a little longer each time
+    for attempt in range(1, 9):
         try:
             return await central.open(found.address)
         except Exception as exc:  # noqa: BLE001
             words = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:120]
             say(out, f"{key}_connect_error_{attempt}={words}")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(min(1.0 * attempt, 4.0))
     return None
 
 
