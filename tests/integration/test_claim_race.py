@@ -26,13 +26,14 @@ async def test_a_login_racing_its_own_claim_finds_the_device(
     real = devices.pending_claims
     commits: list[object] = []
 
-    async def claim_commits_in_between(database: object, hashes: list[str]) -> object:
-        # This login's device lookup found nothing; now the first connection's claim commits,
-        # before this login looks for a pending claim.
-        pending = (await real(db, hashes)).get(hashes[0])
+    async def claim_commits_in_between(database: object, conn: object, hashes: set[str]) -> object:
+        # This login's device lookup found nothing; now the first connection's claim commits
+        # (in a transaction of its own), before this login looks for a pending claim.
+        async with db.begin() as other:
+            pending = (await real(db, other, hashes)).get(next(iter(hashes)))
         assert pending is not None
         commits.append(await devices.commit_claim(db, pending, template_id))
-        return await real(db, hashes)
+        return await real(database, conn, hashes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(devices, "pending_claims", claim_commits_in_between)
     auth = await cloud.cloud.gateway.logins.authenticate(request["token"].encode())

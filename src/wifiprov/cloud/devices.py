@@ -6,10 +6,11 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import ARRAY, any_, delete, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wifiprov.cloud.accounts import Principal
 from wifiprov.cloud.bus import DEVICE_COMMANDS, Bus
@@ -92,14 +93,16 @@ class DeviceLogins:
     tokens many per transaction.
 
     A burst of logins (a fleet reconnecting after a restart or an outage, a pallet of devices
-    provisioned at once) would otherwise cost a round trip each: device look-ups, pending-claim
-    look-ups and claim commits each go through a ``Batcher``.
+    provisioned at once) would otherwise cost a round trip each: look-ups (the devices, then
+    the pending claims of the tokens that are no device's, in one transaction) and claim
+    commits each go through a ``Batcher``.
     """
 
     def __init__(self, db: Database, hasher: TokenHasher, bus: Bus, batch: int = 500) -> None:
         self.db, self.hasher, self.bus, self.batch = db, hasher, bus, batch
-        self._devices: Batcher[str, DeviceAuth | None] = Batcher(self._lookup, batch)
-        self._pending: Batcher[str, PendingClaim | None] = Batcher(self._pending_claims, batch)
+        self._lookups: Batcher[str, DeviceAuth | PendingClaim | None] = Batcher(
+            lambda hashes: look_up(self.db, hashes), batch
+        )
         self._commits: Batcher[tuple[PendingClaim, str | None], DeviceAuth | None] = Batcher(
             lambda items: commit_claims(self.db, items), batch
         )
@@ -114,42 +117,18 @@ class DeviceLogins:
         if not well_formed_token(token):
             return None
         token_hash = self.hasher(token)
-        found = await self._devices(token_hash)
+        found = await self._lookups(token_hash)
         if found is not None:
             return found
-        pending = await self._pending(token_hash)
-        if pending is not None:
-            return pending
         # A claim of this token (by another connection of the same device, reconnecting at
-        # once) may have committed between the two queries above: the device exists now.
-        return await self._devices(token_hash)
+        # once) may have committed between the look-up's two queries: the device exists now.
+        return await self._lookups(token_hash)
 
     async def commit(
         self, pending: PendingClaim, reported_template: str | None
     ) -> DeviceAuth | None:
         """``commit_claim``, batched with the claims committing at the same time."""
         return await self._commits((pending, reported_template))
-
-    async def _lookup(self, hashes: list[str]) -> list[DeviceAuth | None]:
-        query = select(
-            devices.c.token_hash,
-            devices.c.id,
-            devices.c.org_id,
-            devices.c.template_id,
-            devices.c.buffer_in,
-            devices.c.meta,
-        ).where(devices.c.token_hash.in_(set(hashes)))
-        async with self.db.begin() as conn:
-            rows = (await conn.execute(query)).all()
-        found = {
-            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None, r.meta)
-            for r in rows
-        }
-        return [found.get(h) for h in hashes]
-
-    async def _pending_claims(self, hashes: list[str]) -> list[PendingClaim | None]:
-        found = await pending_claims(self.db, hashes)
-        return [found.get(h) for h in hashes]
 
 
 class PendingClaim(NamedTuple):
@@ -164,29 +143,68 @@ class PendingClaim(NamedTuple):
     token_last4: str
 
 
-async def pending_claims(db: Database, hashes: list[str]) -> dict[str, PendingClaim]:
-    """The unclaimed, unexpired, unrefused provisioning requests of these token hashes."""
+def _among(db: Database, column: Any, values: Iterable[Any]) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``, one statement text for any
+    number of values, so asyncpg prepares it once (an IN list is a new statement per length)."""
+    values = list(values)
+    if db.dialect == "postgresql":
+        return column == any_(literal(values, ARRAY(column.type)))
+    return column.in_(values)
+
+
+async def look_up(db: Database, hashes: list[str]) -> list[DeviceAuth | PendingClaim | None]:
+    """For each token hash its device; else the provisioning request it may claim; else None.
+    One transaction: a query for the devices, one for the pending claims of the others."""
     async with db.begin() as conn:
         rows = (
             await conn.execute(
-                select(provisioning_requests).where(
-                    provisioning_requests.c.token_hash.in_(set(hashes))
-                )
+                select(
+                    devices.c.token_hash,
+                    devices.c.id,
+                    devices.c.org_id,
+                    devices.c.template_id,
+                    devices.c.buffer_in,
+                    devices.c.meta,
+                ).where(_among(db, devices.c.token_hash, set(hashes)))
             )
         ).all()
-    now = time.time()
-    return {
-        req.token_hash: PendingClaim(
-            req.id, req.org_id, req.template_id, req.user_id, req.token_hash, req.token_last4
+        found: dict[str, DeviceAuth | PendingClaim] = {
+            r.token_hash: DeviceAuth(r.id, r.org_id, r.template_id, r.buffer_in, None, r.meta)
+            for r in rows
+        }
+        missing = set(hashes) - found.keys()
+        if missing:
+            found.update(await pending_claims(db, conn, missing))
+    return [found.get(h) for h in hashes]
+
+
+async def pending_claims(
+    db: Database, conn: AsyncConnection, hashes: set[str]
+) -> dict[str, PendingClaim]:
+    """The unclaimed, unexpired, unrefused provisioning requests of these token hashes."""
+    requests = provisioning_requests
+    rows = await conn.execute(
+        select(
+            requests.c.id,
+            requests.c.org_id,
+            requests.c.template_id,
+            requests.c.user_id,
+            requests.c.token_hash,
+            requests.c.token_last4,
+        ).where(
+            _among(db, requests.c.token_hash, hashes),
+            requests.c.claimed_at.is_(None),
+            requests.c.refused_reason.is_(None),
+            requests.c.expires_at > time.time(),
         )
-        for req in rows
-        if req.claimed_at is None and req.refused_reason is None and req.expires_at > now
-    }
+    )
+    return {r.token_hash: PendingClaim(*r) for r in rows}
 
 
 async def pending_claim(db: Database, token_hash: str) -> PendingClaim | None:
     """The unclaimed, unexpired, unrefused provisioning request of this token, if any."""
-    return (await pending_claims(db, [token_hash])).get(token_hash)
+    async with db.begin() as conn:
+        return (await pending_claims(db, conn, {token_hash})).get(token_hash)
 
 
 async def commit_claim(
@@ -214,7 +232,7 @@ async def commit_claims(
                 await conn.execute(
                     update(requests)
                     .where(
-                        requests.c.id.in_({p.request_id for p, _ in claims}),
+                        _among(db, requests.c.id, {p.request_id for p, _ in claims}),
                         requests.c.claimed_at.is_(None),
                         requests.c.refused_reason.is_(None),
                     )
@@ -234,7 +252,7 @@ async def commit_claims(
             (
                 await conn.execute(
                     select(templates.c.id, templates.c.name).where(
-                        templates.c.id.in_({p.template_id for p, _ in chosen})
+                        _among(db, templates.c.id, {p.template_id for p, _ in chosen})
                     )
                 )
             ).all()
@@ -259,14 +277,14 @@ async def commit_claims(
             )
         ).scalars()
         device_ids = list(created)
+        # Each request pointed at its device, matched by the token they share (one statement).
         await conn.execute(
             update(requests)
-            .where(requests.c.id == bindparam("request"))
-            .values(device_id=bindparam("device")),
-            [
-                {"request": p.request_id, "device": device_id}
-                for (p, _), device_id in zip(chosen, device_ids, strict=True)
-            ],
+            .where(
+                _among(db, requests.c.id, winners),
+                requests.c.token_hash == devices.c.token_hash,
+            )
+            .values(device_id=devices.c.id)
         )
     for index, device_id in zip(winners.values(), device_ids, strict=True):
         p = claims[index][0]
