@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import statistics
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_agent: ContextVar[str] = ContextVar("agent", default="-")
+
+
+class _AgentName(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.agent = _agent.get()
+        return True
+
+
+async def _named(run: Coroutine[Any, Any, None], name: str) -> None:
+    _agent.set(name)  # this task's context, and so its child tasks' too
+    await run
+
+
 async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> None:
     """Run ``count`` device agents in this process until SIGTERM."""
     from wifiprov.device import machine as sm
@@ -49,6 +66,12 @@ async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> N
     from wifiprov.device.radio.sim import SimRadio
     from wifiprov.device.store import ConfigStore
 
+    # Warnings and the agents' state changes, each line with its agent's name, to the farm's
+    # log (kept with the bench's files): where to look when a device fails.
+    handler = logging.StreamHandler()
+    handler.addFilter(_AgentName())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(agent)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     air = Air(air_dir)
     store_dir = Path(air_dir) / "stores"
     store_dir.mkdir(exist_ok=True)
@@ -62,20 +85,21 @@ async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> N
         agents.append(Agent(config, radio, ConfigStore(store_dir / f"dev-{i}.json")))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    tasks = [asyncio.create_task(a.run()) for a in agents]
+    tasks = [asyncio.create_task(_named(a.run(), f"dev-{i}")) for i, a in enumerate(agents, offset)]
     await stop.wait()
     for a in agents:
         a.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "wifiprov", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "wifiprov", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
 
 
 async def _wait_aps(
@@ -94,6 +118,8 @@ async def _wait_aps(
 
 async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="wifiprov-bench-provision-"))
+    logs = tmp / "logs"  # each process's stderr: what to read when a device fails
+    logs.mkdir()
     env = {**os.environ, "WIFIPROV_CONFIG_DIR": str(tmp / "config")}
     (tmp / "password").write_text(PASSWORD + "\n")
     (tmp / "wifi").write_text(HOME_PASSWORD + "\n")
@@ -129,6 +155,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             "--public-host",
             "127.0.0.1",
             env=env,
+            log=logs / "cloud.log",
         )
     ]
     air = Air(tmp / "air")
@@ -165,7 +192,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             result: dict[str, Any] = {}
 
             # 1. one at a time: runs devices, provisioned in turn
-            procs.append(_spawn_farm(air, runs, tid, 0, env))
+            procs.append(_spawn_farm(air, runs, tid, 0, env, logs / "farm-runs.log"))
             aps = await _wait_aps(air, runs)
             totals, steps = [], []
             for i, ap in enumerate(aps):
@@ -190,7 +217,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
                 },
             }
             # 2. cold start of the CLI: process start to its first request
-            procs.append(_spawn_farm(air, 1, tid, 100_000, env))
+            procs.append(_spawn_farm(air, 1, tid, 100_000, env, logs / "farm-cold.log"))
             (cold_ap,) = await _wait_aps(air, 1, frozenset(aps))
             spawn = time.perf_counter()
             cli = await asyncio.create_subprocess_exec(
@@ -225,7 +252,14 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             # 3. many at once: the devices in farms of FARM_SIZE agents (one process each, as
             # devices are separate machines), the phones in this process
             farms = [
-                _spawn_farm(air, min(FARM_SIZE, concurrent - k), tid, 200_000 + k, env)
+                _spawn_farm(
+                    air,
+                    min(FARM_SIZE, concurrent - k),
+                    tid,
+                    200_000 + k,
+                    env,
+                    logs / f"farm-{k // FARM_SIZE + 1}.log",
+                )
                 for k in range(0, concurrent, FARM_SIZE)
             ]
             procs += farms
@@ -235,6 +269,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
 
             par_steps: list[dict[str, float]] = []
             failures: dict[str, int] = {}
+            failed_devices: list[str] = []
 
             async def one(i: int, ap: str) -> float | None:
                 # Each phone has its own client, as real phones do (one client shared by 200
@@ -261,6 +296,7 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
                     except (ProvisioningFailed, CloudRequestFailed) as exc:  # counted, not fatal
                         reason = str(exc)[:120]
                         failures[reason] = failures.get(reason, 0) + 1
+                        failed_devices.append(ap)
                         return None
                 par_steps.append({e.step: e.elapsed for e in events})
                 return time.perf_counter() - t
@@ -287,6 +323,8 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
                 "median_s": round(statistics.median(times), 2) if times else None,
                 "named_in_cloud": online,
                 "failed": failures,
+                "failed_devices": failed_devices[:20],  # their APs, to find in the farms' logs
+                "logs": str(logs),
                 "cores_used": cpu,
                 "busiest_process": max(cpu, key=lambda name: cpu[name]),
                 "median_elapsed_at_step_s": {
@@ -309,15 +347,16 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
 
 
 def _spawn_farm(
-    air: Air, count: int, tid: str, offset: int, env: dict[str, str]
+    air: Air, count: int, tid: str, offset: int, env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
     code = (
         "import asyncio, sys; from wifiprov.bench.provision import farm; "
         "asyncio.run(farm(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))"
     )
-    return subprocess.Popen(
-        [sys.executable, "-c", code, str(air.directory), str(count), tid, str(offset)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, str(air.directory), str(count), tid, str(offset)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
