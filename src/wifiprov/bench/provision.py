@@ -31,6 +31,7 @@ from wifiprov.provisioner.client import CloudClient, CloudRequestFailed
 from wifiprov.provisioner.flow import Choices, Event, Provisioner, ProvisioningFailed
 from wifiprov.provisioner.wifi.sim import SimPhoneWifi
 from wifiprov.sim.air import Air
+from wifiprov.wire import naming
 
 HOME, HOME_PASSWORD = "Bench WiFi", "bench password"
 FARM_SIZE = 250  # device agents per farm process in the many-at-once phase
@@ -59,8 +60,30 @@ async def _named(run: Coroutine[Any, Any, None], name: str) -> None:
     await run
 
 
-async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> None:
-    """Run ``count`` device agents in this process until SIGTERM."""
+def _mac(i: int) -> str:
+    return f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+
+
+def distinct_devices(count: int) -> list[int]:
+    """The first ``count`` device numbers whose names differ. A device's name ends in a
+    4-character code of its MAC (CRC-32 in base 24: ~330,000 codes), so among 1,000 MACs two
+    share a name about every other time, and a phone cannot tell which of two APs of one name
+    it joins (one device gets both configurations, the other none): as on a real factory line,
+    where such a pair must not be in setup mode side by side."""
+    seen: set[str] = set()
+    chosen: list[int] = []
+    i = 0
+    while len(chosen) < count:
+        code = naming.chip_code(naming.mac_chip_id(_mac(i)))
+        if code not in seen:
+            seen.add(code)
+            chosen.append(i)
+        i += 1
+    return chosen
+
+
+async def farm(air_dir: str, numbers: list[int], template_id: str) -> None:
+    """Run a device agent for each of ``numbers`` in this process until SIGTERM."""
     from wifiprov.device import machine as sm
     from wifiprov.device.agent import Agent, AgentConfig
     from wifiprov.device.radio.sim import SimRadio
@@ -76,16 +99,16 @@ async def farm(air_dir: str, count: int, template_id: str, offset: int = 0) -> N
     store_dir = Path(air_dir) / "stores"
     store_dir.mkdir(exist_ok=True)
     agents = []
-    for i in range(offset, offset + count):
-        mac = f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
-        radio = SimRadio(air, f"dev-{i}", mac=mac)
+    for i in numbers:
+        radio = SimRadio(air, f"dev-{i}", mac=_mac(i))
         config = AgentConfig(
             template_id=template_id, template_name="Bench", machine=sm.Settings(ap_linger=0.5)
         )
         agents.append(Agent(config, radio, ConfigStore(store_dir / f"dev-{i}.json")))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    tasks = [asyncio.create_task(_named(a.run(), f"dev-{i}")) for i, a in enumerate(agents, offset)]
+    runs = [_named(a.run(), f"dev-{i}") for i, a in zip(numbers, agents, strict=True)]
+    tasks = [asyncio.create_task(run) for run in runs]
     await stop.wait()
     for a in agents:
         a.stop()
@@ -192,7 +215,9 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             result: dict[str, Any] = {}
 
             # 1. one at a time: runs devices, provisioned in turn
-            procs.append(_spawn_farm(air, runs, tid, 0, env, logs / "farm-runs.log"))
+            # every device of the run named differently (distinct_devices says why)
+            numbers = distinct_devices(runs + 1 + concurrent)
+            procs.append(_spawn_farm(air, numbers[:runs], tid, env, logs / "farm-runs.log"))
             aps = await _wait_aps(air, runs)
             totals, steps = [], []
             for i, ap in enumerate(aps):
@@ -217,7 +242,9 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
                 },
             }
             # 2. cold start of the CLI: process start to its first request
-            procs.append(_spawn_farm(air, 1, tid, 100_000, env, logs / "farm-cold.log"))
+            procs.append(
+                _spawn_farm(air, numbers[runs : runs + 1], tid, env, logs / "farm-cold.log")
+            )
             (cold_ap,) = await _wait_aps(air, 1, frozenset(aps))
             spawn = time.perf_counter()
             cli = await asyncio.create_subprocess_exec(
@@ -254,9 +281,8 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
             farms = [
                 _spawn_farm(
                     air,
-                    min(FARM_SIZE, concurrent - k),
+                    numbers[runs + 1 + k : runs + 1 + k + FARM_SIZE],
                     tid,
-                    200_000 + k,
                     env,
                     logs / f"farm-{k // FARM_SIZE + 1}.log",
                 )
@@ -347,15 +373,16 @@ async def run(runs: int = 20, concurrent: int = 200) -> dict[str, Any]:
 
 
 def _spawn_farm(
-    air: Air, count: int, tid: str, offset: int, env: dict[str, str], log: Path
+    air: Air, numbers: list[int], tid: str, env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
     code = (
         "import asyncio, sys; from wifiprov.bench.provision import farm; "
-        "asyncio.run(farm(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))"
+        "numbers = [int(n) for n in sys.argv[2].split(',')]; "
+        "asyncio.run(farm(sys.argv[1], numbers, sys.argv[3]))"
     )
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", code, str(air.directory), str(count), tid, str(offset)],
+            [sys.executable, "-c", code, str(air.directory), ",".join(map(str, numbers)), tid],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=out,
