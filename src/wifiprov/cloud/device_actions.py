@@ -38,34 +38,15 @@ def ping_subject(ping_id: str) -> str:
 
 
 async def _ask(bus: Bus, row: Any, action: str, **extra: str) -> dict[str, Any]:
-    """Ask the node holding the device to act; the answer in the shape of every delivery
-    answer (``delivered``, ``delivery``: delivered | offline | refused, ``node``, ``message``)."""
-    online = row.online_node is not None
-    timeout = devices.DELIVERY_TIMEOUT if online else devices.DELIVERY_TIMEOUT_OFFLINE
-    reply = await bus.request(
-        DEVICE_ACTIONS, {"device_id": row.id, "action": action, **extra}, timeout
+    """Ask the node holding the device to act (``devices.ask_holder``'s answer, with ``sent``)."""
+    return await devices.ask_holder(
+        bus,
+        row,
+        DEVICE_ACTIONS,
+        {"action": action, **extra},
+        "the device's connection refused it",
+        keep=("sent",),
     )
-    if reply is None:
-        return {
-            "delivered": False,
-            "delivery": "offline",
-            "node": None,
-            "message": "the device is offline: no live connection took the message",
-        }
-    if not reply.get("delivered"):
-        return {
-            "delivered": False,
-            "delivery": "refused",
-            "node": reply.get("node"),
-            "message": str(reply.get("reason") or "the device's connection refused it"),
-        }
-    return {
-        "delivered": True,
-        "delivery": "delivered",
-        "node": reply.get("node"),
-        "sent": reply.get("sent"),
-        "message": "sent on the device's live connection",
-    }
 
 
 async def ping(
@@ -76,7 +57,7 @@ async def ping(
     PUBACK). Not delivered (offline, or refused) is a Conflict."""
     if not 0 < timeout <= MAX_PING_TIMEOUT:
         raise Invalid(f"timeout must be more than 0 and at most {MAX_PING_TIMEOUT:g} seconds")
-    row = await devices._row(db, who, device_id, "operate")
+    row = await devices.device_row(db, who, device_id, "operate")
     ping_id = secrets.token_hex(8)
     answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
 
@@ -111,7 +92,7 @@ async def ping(
 async def reboot(db: Database, bus: Bus, who: Principal, device_id: int) -> dict[str, Any]:
     """Tell an online device to reboot (nothing is kept for later: not delivered is a
     Conflict). Whether it did shows as a new connection (``connected_at``)."""
-    row = await devices._row(db, who, device_id, "manage")
+    row = await devices.device_row(db, who, device_id, "manage")
     delivery = await _ask(bus, row, "reboot")
     if not delivery["delivered"]:
         raise NotDelivered(

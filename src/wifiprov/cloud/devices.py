@@ -351,7 +351,9 @@ def _public(row: Any) -> dict[str, Any]:
     }
 
 
-async def _row(db: Database, who: Principal, device_id: int, right: str) -> Any:
+async def device_row(db: Database, who: Principal, device_id: int, right: str) -> Any:
+    """The device's row, when ``who`` has ``right`` on its organization (else NotFound or
+    Forbidden)."""
     async with db.begin() as conn:
         row = (await conn.execute(select(devices).where(devices.c.id == device_id))).first()
     if row is None or row.org_id not in who.roles:
@@ -402,11 +404,11 @@ async def page_of_devices(
 
 
 async def get_device(db: Database, who: Principal, device_id: int) -> dict[str, Any]:
-    return _public(await _row(db, who, device_id, "view"))
+    return _public(await device_row(db, who, device_id, "view"))
 
 
 async def rename(db: Database, who: Principal, device_id: int, name: str) -> dict[str, Any]:
-    await _row(db, who, device_id, "operate")
+    await device_row(db, who, device_id, "operate")
     name = name.strip()
     if not 1 <= len(name) <= NAME_LENGTH:
         raise Invalid(f"the device name must have 1 to {NAME_LENGTH} characters")
@@ -426,14 +428,21 @@ DELIVERY_TIMEOUT = 1.0
 DELIVERY_TIMEOUT_OFFLINE = 0.25
 
 
-async def _deliver(bus: Bus, row: Any, kind: str, *args: str | int) -> dict[str, Any]:
-    """Send a message to the device through the node holding its live connection, and say what
-    happened, in the shape every route uses: ``delivered`` (true only when a live connection
-    took the message), ``delivery`` ("delivered", "offline" or "refused"), ``node`` and
-    ``message`` in words."""
+async def ask_holder(
+    bus: Bus,
+    row: Any,
+    subject: str,
+    request: dict[str, Any],
+    refused: str,
+    keep: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Ask, over the bus, the node holding the device's live connection to act on ``request``
+    (sent with the device's id), and say what happened, in the shape every route uses:
+    ``delivered`` (true only when a live connection took it), ``delivery`` ("delivered",
+    "offline" or "refused"), ``node`` and ``message`` in words (``refused`` when the node gives
+    no reason); the reply's fields named in ``keep`` are passed on when delivered."""
     timeout = DELIVERY_TIMEOUT if row.online_node is not None else DELIVERY_TIMEOUT_OFFLINE
-    message = {"device_id": row.id, "kind": kind, "args": list(args)}
-    reply = await bus.request(DEVICE_COMMANDS, message, timeout)
+    reply = await bus.request(subject, {"device_id": row.id, **request}, timeout)
     if reply is None:
         return {
             "delivered": False,
@@ -446,21 +455,32 @@ async def _deliver(bus: Bus, row: Any, kind: str, *args: str | int) -> dict[str,
             "delivered": False,
             "delivery": "refused",
             "node": reply.get("node"),
-            "message": reply.get("reason")
-            or "the device's connection could not take the message (too large for it)",
+            "message": str(reply.get("reason") or refused),
         }
     return {
         "delivered": True,
         "delivery": "delivered",
         "node": reply.get("node"),
+        **{key: reply.get(key) for key in keep},
         "message": "sent on the device's live connection",
     }
+
+
+async def _deliver(bus: Bus, row: Any, kind: str, *args: str | int) -> dict[str, Any]:
+    """Send a message to the device through the node holding its live connection."""
+    return await ask_holder(
+        bus,
+        row,
+        DEVICE_COMMANDS,
+        {"kind": kind, "args": list(args)},
+        "the device's connection could not take the message (too large for it)",
+    )
 
 
 async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) -> dict[str, Any]:
     """Tell an online device to re-enter provisioning, as Blynk's console does (INTERNAL dbg).
     Nothing is kept for later: not delivered is a Conflict."""
-    row = await _row(db, who, device_id, "manage")
+    row = await device_row(db, who, device_id, "manage")
     delivery = await _deliver(bus, row, "internal", "dbg", RECONFIGURE)
     if not delivery["delivered"]:
         raise NotDelivered(
@@ -473,7 +493,7 @@ async def reconfigure(db: Database, bus: Bus, who: Principal, device_id: int) ->
 
 async def erase(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
     """Erase all device data (values, properties, events, reported info); the device stays."""
-    await _row(db, who, device_id, "manage")
+    await device_row(db, who, device_id, "manage")
     await _command(bus, device_id, "erased")
     async with db.begin() as conn:
         await _delete_data(conn, device_id)
@@ -491,7 +511,7 @@ async def _delete_data(conn: Any, device_id: int) -> None:
 
 async def delete_device(db: Database, bus: Bus, who: Principal, device_id: int) -> None:
     """Delete the device: its token stops working at once and a live connection is closed."""
-    await _row(db, who, device_id, "manage")
+    await device_row(db, who, device_id, "manage")
     async with db.begin() as conn:
         await _delete_data(conn, device_id)
         await conn.execute(delete(devices).where(devices.c.id == device_id))
@@ -505,7 +525,7 @@ def _check_pin(pin: int) -> int:
 
 
 async def read_pins(db: Database, who: Principal, device_id: int) -> dict[str, list[str]]:
-    await _row(db, who, device_id, "view")
+    await device_row(db, who, device_id, "view")
     return await pins_of(db, device_id)
 
 
@@ -522,7 +542,7 @@ async def pins_of(db: Database, device_id: int) -> dict[str, list[str]]:
 async def write_pin(
     db: Database, bus: Bus, who: Principal, device_id: int, pin: int, values: list[str]
 ) -> dict[str, Any]:
-    row = await _row(db, who, device_id, "operate")
+    row = await device_row(db, who, device_id, "operate")
     return await write_pin_of(db, bus, row, pin, values)
 
 
@@ -575,7 +595,7 @@ async def redirect(
 ) -> dict[str, Any]:
     """Send an online device to another gateway (Blynk's REDIRECT ``host\\0port``); not
     delivered (nothing is kept for later) is a Conflict."""
-    row = await _row(db, who, device_id, "manage")
+    row = await device_row(db, who, device_id, "manage")
     delivery = await _deliver(bus, row, "redirect", host, port)
     if not delivery["delivered"]:
         raise NotDelivered(
