@@ -39,6 +39,17 @@ async def test_access_points(nm: NmMock, home: tuple[str, str], tmp_path: Path) 
         await phone.close()
 
 
+async def test_two_access_points_of_one_name_are_both_listed(
+    nm: NmMock, home: tuple[str, str], tmp_path: Path
+) -> None:
+    nm.add_ap("twin", DEVICE_AP.encode(), rsn=0)  # another device whose code collides
+    phone = NmPhoneWifi("wlan0", state_dir=tmp_path)
+    try:
+        assert await phone.access_points() == sorted([DEVICE_AP, DEVICE_AP, "Home"])
+    finally:
+        await phone.close()
+
+
 async def test_join_and_leave_return_to_the_previous_network(
     nm: NmMock, home: tuple[str, str], tmp_path: Path
 ) -> None:

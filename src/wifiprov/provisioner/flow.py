@@ -89,6 +89,20 @@ def named_for(ap: str, prefix: str, template_name: str) -> bool:
         return False
 
 
+def refuse_twins(aps: list[str], ap: str) -> None:
+    """Two devices in setup mode under one name (their 4-character codes collide: about one
+    pair in 1,000 devices): which one a phone joins is the radio's choice, so the one that
+    gets the configuration may not be the one meant. Said before anything is sent."""
+    twins = aps.count(ap)
+    if twins > 1:
+        raise ProvisioningFailed(
+            f"{twins} devices in setup mode are named '{ap}': which one this phone would "
+            "configure cannot be told",
+            "take all but one of them out of setup mode or out of range, provision it, "
+            "then the next",
+        )
+
+
 def sort_aps(
     aps: list[str], prefix: str, template_name: str
 ) -> tuple[list[str], list[dict[str, str]]]:
@@ -246,11 +260,12 @@ class Provisioner:
                     "hold its button 10 s) and close to you",
                 )
             ap = choices.device
+            refuse_twins(aps, ap)
             self.chosen["device"] = ap
             note = "" if named_for(ap, prefix, template_name) else f" (not named '{pattern}')"
             self.emit("find", f"using device '{ap}'{note}", device=ap, ignored=[])
             return ap
-        candidates, ignored = sort_aps(aps, prefix, template_name)
+        candidates, ignored = sort_aps(list(dict.fromkeys(aps)), prefix, template_name)
         others = ""
         if ignored:
             listed = "; ".join(f"'{i['ap']}': {i['why']}" for i in ignored[:5])
@@ -269,6 +284,7 @@ class Provisioner:
             if len(candidates) == 1
             else self.ask_choice("Which device?", candidates, "--device")
         )
+        refuse_twins(aps, ap)
         self.chosen["device"] = ap
         message = f"found device '{ap}'" + (f"; {others}" if others else "")
         self.emit("find", message, device=ap, ignored=ignored)

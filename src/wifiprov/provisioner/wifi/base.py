@@ -11,7 +11,8 @@ class JoinFailed(Exception):
 
 class PhoneWifi(Protocol):
     async def access_points(self) -> list[str]:
-        """Names of the access points in range."""
+        """Names of the access points in range, one per access point: a name twice is two
+        access points of that name (two devices whose names collide)."""
         ...
 
     async def join(self, ssid: str, passphrase: str | None = None) -> str:

@@ -73,7 +73,7 @@ class NmPhoneWifi:
         client, device = await self._ready()
         await client.request_scan(device, self.scan_timeout)
         aps = await client.access_points(device)
-        return sorted({ap.ssid.decode("utf-8", "replace") for ap in aps if ap.ssid.strip(b"\0")})
+        return sorted(ap.ssid.decode("utf-8", "replace") for ap in aps if ap.ssid.strip(b"\0"))
 
     async def join(self, ssid: str, passphrase: str | None = None) -> str:
         try:
