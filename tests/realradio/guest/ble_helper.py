@@ -12,7 +12,9 @@
    one), writing ``--wrong-done`` when it is over;
 4. when ``--go`` appears: runs blynk-provisioning 1.3.0's own device session (its BLE Inject
    code, unchanged, ``configure_network=False``) on hci0 and provisions it from hci1 with
-   wifiprov's provisioner session (bleak), then writes KEY=VALUE results to ``--out``.
+   wifiprov's provisioner session (bleak), then writes KEY=VALUE results to ``--out``;
+5. keeps the pulse advertisement until ``--stop`` appears (blynk-provisioning's whole ceremony,
+   guest/blynk_device.py, advertises on hci0 meanwhile).
 """
 
 from __future__ import annotations
@@ -202,6 +204,7 @@ async def main() -> None:
     ap.add_argument("--db", required=True)
     ap.add_argument("--cloud", required=True)
     ap.add_argument("--wrong-done", type=Path, required=True)
+    ap.add_argument("--stop", type=Path, required=True)
     args = ap.parse_args()
     air = Air(args.air)
     air.add_network("Home WiFi", "correct horse", rssi=-45)
@@ -219,6 +222,10 @@ async def main() -> None:
         return
     await blynk(args.out)
     air.close()
+    for _ in range(4000):  # the pulse stays for the script's next devices (bounded: 400 s)
+        if args.stop.exists():
+            break
+        await asyncio.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 L=/run/blelog; mkdir -p $L
 BB=/bin/busybox
 PY=$rr_root/.venv/bin/python
+export PYTHONPATH=$rr_root/src  # this tree's modules, also when .venv is another checkout's
 G=$rr_root/tests/realradio/guest
 ts() { $BB cut -d' ' -f1 /proc/uptime; }
 log() { echo "[$(ts)] $*"; }
@@ -36,7 +37,10 @@ bt_start() {
     controllers_ready || return 1
     mkdir -p /var/lib/bluetooth && chmod 700 /var/lib/bluetooth
     printf '[General]\nReverseServiceDiscovery = false\n[GATT]\nChannels = 1\n' > /run/bt-main.conf
-    /usr/libexec/bluetooth/bluetoothd -n -d -f /run/bt-main.conf > $L/bluetoothd.log 2>&1 &
+    # SCHED_FIFO: bluetoothd runs as soon as it is woken. Late (the WiFi stack beside it on one
+    # vCPU), it handled the outgoing ATT channel before the kernel's Device Connected event and
+    # then never signalled Connected: bleak failed nearly every connection (docs/ble.md)
+    chrt -f 10 /usr/libexec/bluetooth/bluetoothd -n -d -f /run/bt-main.conf > $L/bluetoothd.log 2>&1 &
     end=$(( $(uptime_s) + 30 ))
     while [ $(uptime_s) -lt $end ]; do
         c=$(busctl --system tree org.bluez 2>/dev/null | grep -cE '/org/bluez/hci[0-9]+$')

@@ -3,6 +3,7 @@
 L=/run/rrlog; mkdir -p $L
 BB=/bin/busybox
 PY=$rr_root/.venv/bin/python
+export PYTHONPATH=$rr_root/src  # this tree's modules, also when .venv is another checkout's
 ts() { $BB cut -d' ' -f1 /proc/uptime; }
 log() { echo "[$(ts)] $*"; }
 
