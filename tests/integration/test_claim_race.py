@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 
 from tests.conftest import RunningCloud
 from tests.integration.support import provisioning_token, template
-from wifiprov.cloud import devices
+from wifiprov.cloud import logins
 from wifiprov.cloud.db import DatabaseUnavailable, schema
 
 
@@ -23,7 +23,7 @@ async def test_a_login_racing_its_own_claim_finds_the_device(
     template_id = await template(cloud)
     request = await provisioning_token(cloud, template_id)
     db = cloud.cloud.db
-    real = devices.pending_claims
+    real = logins.pending_claims
     commits: list[object] = []
 
     async def claim_commits_in_between(database: object, conn: object, hashes: set[str]) -> object:
@@ -32,25 +32,25 @@ async def test_a_login_racing_its_own_claim_finds_the_device(
         async with db.begin() as other:
             pending = (await real(db, other, hashes)).get(next(iter(hashes)))
         assert pending is not None
-        commits.append(await devices.commit_claim(db, pending, template_id))
+        commits.append(await logins.commit_claim(db, pending, template_id))
         return await real(database, conn, hashes)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(devices, "pending_claims", claim_commits_in_between)
+    monkeypatch.setattr(logins, "pending_claims", claim_commits_in_between)
     auth = await cloud.cloud.gateway.logins.authenticate(request["token"].encode())
     assert commits and commits[0] is not None
-    assert isinstance(auth, devices.DeviceAuth)  # the device just claimed, not "invalid" (9)
+    assert isinstance(auth, logins.DeviceAuth)  # the device just claimed, not "invalid" (9)
 
 
 async def test_an_unknown_token_is_still_refused(cloud: RunningCloud) -> None:
     assert await cloud.cloud.gateway.logins.authenticate(b"Q" * 32) is None
 
 
-async def _pending(cloud: RunningCloud, template_id: str, count: int) -> list[devices.PendingClaim]:
+async def _pending(cloud: RunningCloud, template_id: str, count: int) -> list[logins.PendingClaim]:
     found = []
     for _ in range(count):
         request = await provisioning_token(cloud, template_id)
         token_hash = cloud.cloud.hasher(request["token"].encode())
-        pending = await devices.pending_claim(cloud.cloud.db, token_hash)
+        pending = await logins.pending_claim(cloud.cloud.db, token_hash)
         assert pending is not None
         found.append(pending)
     return found
@@ -74,19 +74,19 @@ async def test_concurrent_claims_commit_in_batches_one_winner_per_token(
     template_id = await template(cloud)
     claims = await _pending(cloud, template_id, 30)
     batches: list[int] = []
-    real = devices.commit_claims
+    real = logins.commit_claims
 
     async def counted(db: object, items: list[object]) -> object:
         batches.append(len(items))
         return await real(db, items)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(devices, "commit_claims", counted)
-    logins = cloud.cloud.gateway.logins
+    monkeypatch.setattr(logins, "commit_claims", counted)
+    gate = cloud.cloud.gateway.logins
     # every token claimed once, and the first ten a second time by a racing login
     racing = [*claims, *claims[:10]]
-    answers = await asyncio.gather(*(logins.commit(p, template_id) for p in racing))
+    answers = await asyncio.gather(*(gate.commit(p, template_id) for p in racing))
     first, second = answers[:30], answers[30:]
-    assert all(isinstance(a, devices.DeviceAuth) for a in first)
+    assert all(isinstance(a, logins.DeviceAuth) for a in first)
     assert len({a.device_id for a in first if a is not None}) == 30
     assert second == [None] * 10  # the token is used up: its first login won it
     assert sum(batches) == 40 and len(batches) < 40  # together, not one transaction each
@@ -104,14 +104,14 @@ async def test_a_claim_batch_failing_half_way_changes_nothing(cloud: RunningClou
 
     event.listen(engine, "before_cursor_execute", fail_on_device_insert)
     try:
-        logins = cloud.cloud.gateway.logins
+        gate = cloud.cloud.gateway.logins
         answers = await asyncio.gather(
-            *(logins.commit(p, template_id) for p in claims), return_exceptions=True
+            *(gate.commit(p, template_id) for p in claims), return_exceptions=True
         )
     finally:
         event.remove(engine, "before_cursor_execute", fail_on_device_insert)
     assert all(isinstance(a, DatabaseUnavailable) for a in answers)  # told, not claimed
     assert await _claimed(cloud) == (0, 0)  # the requests were marked claimed, then rolled back
-    again = await asyncio.gather(*(logins.commit(p, template_id) for p in claims))
-    assert all(isinstance(a, devices.DeviceAuth) for a in again)  # no claim lost
+    again = await asyncio.gather(*(gate.commit(p, template_id) for p in claims))
+    assert all(isinstance(a, logins.DeviceAuth) for a in again)  # no claim lost
     assert await _claimed(cloud) == (12, 12)  # and none made twice

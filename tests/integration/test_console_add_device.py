@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from tests.conftest import RunningCloud
 from tests.integration.test_console_sessions import browser, csrf_of, sign_in
-from wifiprov.cloud import devices
+from wifiprov.cloud import logins
 from wifiprov.cloud.db.schema import provisioning_requests
 from wifiprov.cloud.tokens import last4
 
@@ -44,9 +44,9 @@ def request_id(reply: httpx.Response) -> int:
 
 
 async def claim(cloud: RunningCloud, token: str) -> None:
-    pending = await devices.pending_claim(cloud.cloud.db, cloud.cloud.hasher(token))
+    pending = await logins.pending_claim(cloud.cloud.db, cloud.cloud.hasher(token))
     assert pending is not None
-    assert await devices.commit_claim(cloud.cloud.db, pending, None) is not None
+    assert await logins.commit_claim(cloud.cloud.db, pending, None) is not None
 
 
 async def test_the_link_page_then_the_claim_and_the_name(cloud: RunningCloud) -> None:
@@ -106,9 +106,9 @@ async def test_refused_and_expired_say_what_to_do_and_offer_a_new_link(cloud: Ru
         reply, link = await new_link(client, tid)
         rid = request_id(reply)
         token = parse_qs(urlsplit(link).query)["token"][0]
-        pending = await devices.pending_claim(cloud.cloud.db, cloud.cloud.hasher(token))
+        pending = await logins.pending_claim(cloud.cloud.db, cloud.cloud.hasher(token))
         assert pending is not None
-        await devices.refuse_claim(cloud.cloud.db, pending, "the device's firmware reports TMPLX")
+        await logins.refuse_claim(cloud.cloud.db, pending, "the device's firmware reports TMPLX")
         status = (await client.get(f"/add-device/{rid}/status", params={"wait": 5})).json()
         assert status["status"] == "refused" and "another template" in status["what"]
         page = await client.get(f"/add-device/{rid}")

@@ -21,7 +21,7 @@ from collections import deque
 from enum import Enum
 from typing import Any
 
-from wifiprov.cloud import datastreams, devices
+from wifiprov.cloud import datastreams, devices, logins
 from wifiprov.cloud.bus import (
     DEVICE_COMMANDS,
     DEVICE_LOGINS,
@@ -272,7 +272,7 @@ class DeviceSessions:
         self.sessions: dict[int, Any] = {}
         self.throttle = LoginThrottle(settings.throttle_failures, settings.throttle_window)
         self.failed_logins = FailedLogins()
-        self.logins = devices.DeviceLogins(db, hasher, bus)
+        self.logins = logins.DeviceLogins(db, hasher, bus)
         self.datastreams = datastreams.BindingsCache(db)  # names -> pins, for MQTT devices
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence: set[asyncio.Task[Any]] = set()  # presence being published
@@ -305,7 +305,7 @@ class DeviceSessions:
     async def login(self, conn: Session, token: bytes) -> None:
         try:
             auth = await self.logins.authenticate(token)
-            if isinstance(auth, devices.PendingClaim):
+            if isinstance(auth, logins.PendingClaim):
                 auth = await self._claim(conn, auth, token)
                 if auth is None:
                     return  # refused, or the connection went before the device reported
@@ -386,8 +386,8 @@ class DeviceSessions:
             await self._announce_claim(auth)
 
     async def _claim(
-        self, conn: Session, pending: devices.PendingClaim, token: bytes
-    ) -> devices.DeviceAuth | None:
+        self, conn: Session, pending: logins.PendingClaim, token: bytes
+    ) -> logins.DeviceAuth | None:
         """Decide a provisioning token's claim with the device's info message.
 
         The firmware reports its template only after the login is answered, so the login is
@@ -410,7 +410,7 @@ class DeviceSessions:
                 f"the device's firmware reports template {reported[:40]}, "
                 f"not the token's {pending.template_id}"
             )
-            if await devices.refuse_claim(self.db, pending, reason):
+            if await logins.refuse_claim(self.db, pending, reason):
                 log.info("%s: claim refused: %s", conn.address, reason)
                 await self.bus.publish(claimed_subject(pending.request_id), {"refused": reason})
             if found is not None:
@@ -420,7 +420,7 @@ class DeviceSessions:
         auth = await self.logins.commit(pending, reported[:32] if reported else None)
         if auth is None:  # another login won the token: it is that device's token now
             again = await self.logins.authenticate(token)
-            if not isinstance(again, devices.DeviceAuth):
+            if not isinstance(again, logins.DeviceAuth):
                 conn.close("lost the provisioning token to another login")
                 return None
             auth = again
@@ -445,7 +445,7 @@ class DeviceSessions:
             finally:
                 conn.arrived = None
 
-    async def _announce_claim(self, auth: devices.DeviceAuth) -> None:
+    async def _announce_claim(self, auth: logins.DeviceAuth) -> None:
         try:
             await self.writer.flush()
         except DatabaseUnavailable:
